@@ -1,0 +1,3 @@
+from homeops_gen.cli import main
+
+raise SystemExit(main())

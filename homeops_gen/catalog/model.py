@@ -1,0 +1,146 @@
+"""The resolved catalog: what generators read.
+
+Every default and policy decision has already been applied (see :mod:`.policy`), so a
+generator never re-derives a cadence or a retention. Each :class:`Service` also records
+where each resolved value came from (:attr:`Service.origins`), for ``explain`` and for
+error messages that point at the catalog line responsible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from homeops_gen.catalog.spec import (
+    CnpgSpec,
+    Engine,
+    Method,
+    ObjectStoreSpec,
+    OffsiteExcludeSpec,
+    Spec,
+    VolsyncSpec,
+)
+from homeops_gen.errors import Location
+from homeops_gen.schedule import Schedule, format_duration
+
+__all__ = [
+    "Catalog",
+    "Offsite",
+    "Origin",
+    "Retention",
+    "Service",
+    "Settings",
+    "SnapshotLayer",
+    "parse_retention",
+]
+
+SnapshotLayer = Literal["zfs", "lvm"]
+_RETENTION = re.compile(r"^\s*(\d+)\s*(h|d|w|copies|copy)\s*$")
+_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Keep backups for ``period``, or keep the newest ``copies``; exactly one is set."""
+
+    period: dt.timedelta | None = None
+    copies: int | None = None
+
+    def __str__(self) -> str:
+        if self.copies is not None:
+            return f"{self.copies} copies" if self.copies != 1 else "1 copy"
+        assert self.period is not None
+        return format_duration(self.period)
+
+
+def parse_retention(text: str) -> Retention:
+    match = _RETENTION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a retention: use <n>h, <n>d, <n>w or '<n> copies'")
+    count, unit = int(match.group(1)), match.group(2)
+    if count == 0:
+        raise ValueError("retention must keep at least one backup")
+    if unit.startswith("cop"):
+        return Retention(copies=count)
+    return Retention(period=dt.timedelta(hours=count * _UNIT_HOURS[unit]))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a resolved value came from: the catalog, a built-in default, or a policy rule."""
+
+    kind: Literal["catalog", "settings", "default", "policy"]
+    detail: str
+    #: For ``catalog`` and ``settings`` origins: the location in the catalog document.
+    loc: Location = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Offsite:
+    included: bool
+    #: Why the service is kept out of the offsite sync (``None`` when included).
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: str
+    nfs_server: str
+    nfs_backup_root: str
+    pushgateway: str
+    object_stores: Mapping[str, ObjectStoreSpec]
+    offsite_target: str | None
+    offsite_incremental: Schedule | None
+    offsite_full_sync: Schedule | None
+    offsite_exclude: tuple[OffsiteExcludeSpec, ...]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    description: str
+    storage: str
+    churn: str
+    engine: Engine
+    criticality: str
+    methods: tuple[Method, ...]
+    schedule: Schedule
+    retention: Retention
+    offsite: Offsite
+    snapshot_layer: SnapshotLayer | None
+    integrity: Schedule | None
+    #: NFS directory the application-level backups are written to.
+    backup_path: str
+    #: The engine's connection block with its defaults filled in, or ``None``.
+    connection: Spec | None
+    volsync: VolsyncSpec | None
+    cnpg: CnpgSpec | None
+    #: Index of the service in the catalog's ``services`` list (for error positions).
+    index: int
+    origins: Mapping[str, Origin] = field(default_factory=dict)
+
+    def uses(self, method: Method) -> bool:
+        return method in self.methods
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: str
+    settings: Settings
+    #: Sorted by name.
+    services: tuple[Service, ...]
+    #: Display name of the file the catalog came from (used in messages only).
+    source: str = "services.yaml"
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)

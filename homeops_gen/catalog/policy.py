@@ -1,0 +1,382 @@
+"""Policy: map the user's spec to the resolved catalog, once.
+
+Storage class, churn and engine decide the protection methods, the cadence, the retention,
+the snapshot layer and offsite membership unless the service says otherwise. Cross-field
+rules are checked here as well; every finding is collected (nothing stops at the first) as a
+``(location, message)`` pair that the loader maps to ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+
+from homeops_gen.catalog.model import (
+    Catalog,
+    Offsite,
+    Origin,
+    Retention,
+    Service,
+    Settings,
+    SnapshotLayer,
+    parse_retention,
+)
+from homeops_gen.catalog.spec import (
+    CatalogSpec,
+    ChurnDefaultsSpec,
+    EngineSpecs,
+    Method,
+    ServiceSpec,
+    SettingsSpec,
+    Spec,
+)
+from homeops_gen.errors import Location
+from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence
+
+__all__ = ["BUILTIN_CHURN_DEFAULTS", "resolve_catalog"]
+
+#: Cadence and retention by churn when ``settings.defaults.churn`` does not say: databases
+#: that change all day are dumped daily and kept two weeks, quiet state weekly for a month
+#: (the reference homelab's own policy).
+BUILTIN_CHURN_DEFAULTS = {
+    "low": ChurnDefaultsSpec(cadence="weekly", retention="30d"),
+    "medium": ChurnDefaultsSpec(cadence="daily", retention="14d"),
+    "high": ChurnDefaultsSpec(cadence="daily", retention="14d"),
+}
+#: Engines whose state needs an application-consistent dump, not just a volume copy.
+STATEFUL_ENGINES = frozenset(
+    {"postgresql", "mysql", "sqlite", "etcd", "vault", "redis", "dragonfly", "prometheus"}
+)
+SNAPSHOT_LAYER_BY_STORAGE: dict[str, SnapshotLayer] = {
+    "nfs": "zfs",
+    "iscsi": "zfs",
+    "proxmox-lvm": "lvm",
+}
+INTEGRITY_ENGINES = frozenset({"sqlite"})
+
+Finding = tuple[Location, str]
+
+
+@dataclass
+class _Resolver:
+    spec: CatalogSpec
+    problems: list[Finding] = field(default_factory=list)
+
+    def report(self, loc: Location, message: str) -> None:
+        self.problems.append((loc, message))
+
+    def cadence(self, text: str, name: str, loc: Location) -> Schedule | None:
+        defaults = self.spec.settings.defaults
+        try:
+            schedule = parse_cadence(
+                text,
+                name=name,
+                window_start=defaults.window_start_hour,
+                window_hours=defaults.window_hours,
+                weekly_day=WEEKDAYS.index(defaults.weekly_day),
+            )
+            schedule.max_gap()  # rejects schedules that never fire
+        except ValueError as exc:
+            self.report(loc, str(exc))
+            return None
+        return schedule
+
+    def churn_default(self, churn: str) -> tuple[ChurnDefaultsSpec, Origin]:
+        configured = self.spec.settings.defaults.churn.get(churn)  # type: ignore[call-overload]
+        if configured is not None:
+            loc: Location = ("settings", "defaults", "churn", churn)
+            return configured, Origin("settings", f"settings.defaults.churn.{churn}", loc)
+        return BUILTIN_CHURN_DEFAULTS[churn], Origin(
+            "default", f"built-in default for {churn} churn"
+        )
+
+
+def resolve_catalog(
+    spec: CatalogSpec, source: str = "services.yaml"
+) -> tuple[Catalog | None, list[Finding]]:
+    """Resolve every default and policy rule; return the catalog, or ``None`` and the findings."""
+    resolver = _Resolver(spec)
+    settings = _resolve_settings(resolver, spec.settings)
+    services = [
+        service
+        for index, service_spec in enumerate(spec.services)
+        if (service := _resolve_service(resolver, index, service_spec)) is not None
+    ]
+    _check_unique(resolver, spec.services, services)
+    if resolver.problems or settings is None:
+        return None, resolver.problems
+    catalog = Catalog(
+        version=spec.version,
+        settings=settings,
+        services=tuple(sorted(services, key=lambda s: s.name)),
+        source=source,
+    )
+    return catalog, []
+
+
+def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | None:
+    try:
+        zoneinfo.ZoneInfo(spec.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        resolver.report(("settings", "timezone"), f"unknown IANA time zone {spec.timezone!r}")
+    for churn, churn_spec in sorted(spec.defaults.churn.items()):
+        loc: Location = ("settings", "defaults", "churn", churn)
+        resolver.cadence(churn_spec.cadence, f"defaults-{churn}", (*loc, "cadence"))
+    offsite = spec.offsite
+    incremental = full_sync = None
+    if offsite is not None:
+        incremental = resolver.cadence(
+            offsite.incremental, "offsite-incremental", ("settings", "offsite", "incremental")
+        )
+        full_sync = resolver.cadence(
+            offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync")
+        )
+    return Settings(
+        timezone=spec.timezone,
+        nfs_server=spec.nfs.server,
+        nfs_backup_root=spec.nfs.backup_root,
+        pushgateway=spec.pushgateway,
+        object_stores=dict(sorted(spec.object_stores.items())),
+        offsite_target=offsite.target if offsite else None,
+        offsite_incremental=incremental,
+        offsite_full_sync=full_sync,
+        offsite_exclude=tuple(sorted(offsite.exclude, key=lambda e: e.pattern)) if offsite else (),
+    )
+
+
+def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
+    if spec.storage == "local-hostpath":
+        if spec.cnpg is not None:
+            return ("cnpg",), "policy: local-hostpath PostgreSQL managed by CNPG → WAL archiving"
+        return ("volsync",), "policy: local-hostpath volumes are copied by VolSync"
+    methods: list[Method] = []
+    reasons = []
+    if spec.engine in STATEFUL_ENGINES:
+        methods.append("dump")
+        reasons.append(f"{spec.engine} on {spec.storage} needs an application-level dump")
+    if spec.cnpg is not None:
+        methods.append("cnpg")
+        reasons.append("a cnpg block → WAL archiving")
+    if spec.volsync is not None:
+        methods.append("volsync")
+        reasons.append("a volsync block → VolSync")
+    if not methods:
+        reasons.append(f"{spec.engine} on {spec.storage}: storage snapshots and offsite suffice")
+    return tuple(methods), "policy: " + "; ".join(reasons)
+
+
+def _check_methods(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, methods: tuple[Method, ...]
+) -> None:
+    if len(set(methods)) != len(methods):
+        resolver.report((*loc, "methods"), "a method is listed twice")
+    if "cnpg" in methods and (spec.engine != "postgresql" or spec.cnpg is None):
+        resolver.report(
+            (*loc, "methods"), "method 'cnpg' needs engine 'postgresql' and a cnpg block"
+        )
+    if "volsync" in methods:
+        if spec.volsync is None:
+            resolver.report((*loc, "methods"), "method 'volsync' needs a volsync block (capacity)")
+        if spec.storage == "local-disk" or spec.engine == "etcd":
+            resolver.report(
+                (*loc, "methods"),
+                f"method 'volsync' needs a PVC; {spec.engine} on {spec.storage} has none",
+            )
+    if "dump" in methods and spec.engine == "files" and spec.files is None:
+        resolver.report((*loc, "methods"), "method 'dump' for engine 'files' needs a files block")
+
+
+def _engine_connection(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, methods: tuple[Method, ...]
+) -> Spec | None:
+    for engine in sorted(set(EngineSpecs)):
+        if getattr(spec, engine) is not None and engine != spec.engine:
+            resolver.report(
+                (*loc, engine),
+                f"block '{engine}' does not match the service's engine '{spec.engine}'",
+            )
+    block: Spec | None = getattr(spec, spec.engine)
+    if block is not None:
+        return block
+    model = EngineSpecs[spec.engine]
+    if all(not f.is_required() for f in model.model_fields.values()):
+        return model()
+    if "dump" in methods:
+        required = ", ".join(n for n, f in model.model_fields.items() if f.is_required())
+        resolver.report(
+            loc,
+            f"engine '{spec.engine}' with method 'dump' needs a '{spec.engine}' block ({required})",
+        )
+    return None
+
+
+def _resolve_retention(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    cadence: str,
+    schedule: Schedule,
+    default: ChurnDefaultsSpec,
+    origin: Origin,
+) -> tuple[Retention | None, Origin]:
+    if spec.retention is not None:
+        text, origin = spec.retention, Origin("catalog", "retention", (*loc, "retention"))
+    else:
+        text = default.retention
+    try:
+        retention = parse_retention(text)
+    except ValueError as exc:
+        resolver.report(origin.loc or (*loc, "retention"), str(exc))
+        return None, origin
+    gap = schedule.max_gap()
+    if retention.period is not None and retention.period < gap:
+        where = (*loc, "retention") if spec.retention is not None else (*loc, "cadence")
+        resolver.report(
+            where,
+            (
+                f"retention {retention} is shorter than the largest gap between runs of cadence "
+                f"{cadence!r} ({format_duration(gap)}; cron {schedule.description}): a backup "
+                "would expire before the next one is taken; keep it longer or use '<n> copies'"
+            ),
+        )
+    return retention, origin
+
+
+def _resolve_offsite(spec: ServiceSpec, loc: Location) -> tuple[Offsite, Origin]:
+    if spec.offsite is None:
+        return Offsite(True), Origin("default", "every service is synced offsite unless excluded")
+    origin = Origin("catalog", "offsite", (*loc, "offsite"))
+    if isinstance(spec.offsite, bool):
+        return Offsite(spec.offsite), origin
+    return Offsite(False, spec.offsite.excluded), origin
+
+
+def _resolve_snapshots(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec
+) -> tuple[SnapshotLayer | None, Origin]:
+    layer = SNAPSHOT_LAYER_BY_STORAGE.get(spec.storage)
+    if spec.snapshots is not None:
+        if spec.snapshots and layer is None:
+            resolver.report(
+                (*loc, "snapshots"),
+                f"storage '{spec.storage}' has no snapshot layer (zfs: nfs, iscsi; "
+                "lvm: proxmox-lvm)",
+            )
+        return (layer if spec.snapshots else None), Origin(
+            "catalog", "snapshots", (*loc, "snapshots")
+        )
+    if layer == "lvm" and spec.churn == "high":
+        return None, Origin(
+            "policy",
+            "high-churn volumes stay out of LVM thin snapshots (copy-on-write amplification)",
+        )
+    if layer is None:
+        return None, Origin("policy", f"storage '{spec.storage}' has no snapshot layer")
+    return layer, Origin("policy", f"storage '{spec.storage}' is snapshotted by {layer}")
+
+
+def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Service | None:
+    loc: Location = ("services", index)
+    before = len(resolver.problems)
+    origins: dict[str, Origin] = {}
+    if spec.methods is not None:
+        methods, origins["methods"] = spec.methods, Origin("catalog", "methods", (*loc, "methods"))
+    else:
+        methods, why = _derive_methods(spec)
+        origins["methods"] = Origin("policy", why.removeprefix("policy: "))
+    _check_methods(resolver, loc, spec, methods)
+    connection = _engine_connection(resolver, loc, spec, methods)
+    if spec.cnpg is not None and spec.cnpg.object_store not in resolver.spec.settings.object_stores:
+        resolver.report(
+            (*loc, "cnpg", "object_store"),
+            f"object store '{spec.cnpg.object_store}' is not defined in settings.object_stores",
+        )
+    default, default_origin = resolver.churn_default(spec.churn)
+    if not methods:
+        for unused in ("cadence", "retention", "integrity"):
+            if getattr(spec, unused) is not None:
+                resolver.report(
+                    (*loc, unused),
+                    f"'{unused}' applies to nothing: the service has "
+                    "no protection method (set methods, or remove it)",
+                )
+    if spec.cadence is not None:
+        cadence_text, origins["schedule"] = (
+            spec.cadence,
+            Origin("catalog", "cadence", (*loc, "cadence")),
+        )
+    else:
+        cadence_text, origins["schedule"] = default.cadence, default_origin
+    schedule = resolver.cadence(
+        cadence_text, spec.name, origins["schedule"].loc or (*loc, "cadence")
+    )
+    retention: Retention | None = None
+    if schedule is not None:
+        retention, origins["retention"] = _resolve_retention(
+            resolver, loc, spec, cadence_text, schedule, default, default_origin
+        )
+    integrity = None
+    if spec.integrity is not None:
+        origins["integrity"] = Origin("catalog", "integrity", (*loc, "integrity"))
+        if spec.engine not in INTEGRITY_ENGINES:
+            resolver.report(
+                (*loc, "integrity"),
+                f"integrity checks are supported for {', '.join(sorted(INTEGRITY_ENGINES))}, "
+                f"not '{spec.engine}'",
+            )
+        integrity = resolver.cadence(spec.integrity, f"{spec.name}-integrity", (*loc, "integrity"))
+    offsite, origins["offsite"] = _resolve_offsite(spec, loc)
+    snapshot_layer, origins["snapshot_layer"] = _resolve_snapshots(resolver, loc, spec)
+    if spec.backup_path is not None:
+        backup_path = spec.backup_path
+        origins["backup_path"] = Origin("catalog", "backup_path", (*loc, "backup_path"))
+    else:
+        backup_path = f"{resolver.spec.settings.nfs.backup_root.rstrip('/')}/{spec.name}-backup"
+        origins["backup_path"] = Origin("policy", "<settings.nfs.backup_root>/<name>-backup")
+    if len(resolver.problems) > before or schedule is None or retention is None:
+        return None
+    return Service(
+        name=spec.name,
+        namespace=spec.namespace,
+        description=spec.description,
+        storage=spec.storage,
+        churn=spec.churn,
+        engine=spec.engine,
+        criticality=spec.criticality,
+        methods=methods,
+        schedule=schedule,
+        retention=retention,
+        offsite=offsite,
+        snapshot_layer=snapshot_layer,
+        integrity=integrity,
+        backup_path=backup_path,
+        connection=connection,
+        volsync=spec.volsync,
+        cnpg=spec.cnpg,
+        index=index,
+        origins=origins,
+    )
+
+
+def _check_unique(
+    resolver: _Resolver, specs: tuple[ServiceSpec, ...], services: list[Service]
+) -> None:
+    first_by_name: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        first = first_by_name.setdefault(spec.name, index)
+        if first != index:
+            resolver.report(
+                ("services", index, "name"),
+                f"duplicate service name {spec.name!r} (first defined at services[{first}])",
+            )
+    by_path: dict[str, Service] = {}
+    for service in sorted(services, key=lambda s: s.index):
+        if not service.uses("dump"):
+            continue
+        other = by_path.setdefault(service.backup_path, service)
+        if other is not service:
+            resolver.report(
+                ("services", service.index, "backup_path"),
+                f"backup path {service.backup_path} is also used by '{other.name}'; "
+                "their rotations would delete each other's backups",
+            )

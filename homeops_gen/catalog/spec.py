@@ -1,0 +1,380 @@
+"""The user-facing catalog format, ``version: homeops/v1``.
+
+These models describe exactly what a user may write in ``services.yaml``: strict types,
+unknown keys rejected, nothing derived. Policy defaults are resolved later, in one place
+(:mod:`homeops_gen.catalog.policy`), into the internal model of :mod:`.model`.
+
+Every string that may reach a shell script or an HCL file is constrained here to a safe
+alphabet; generators quote it as well, so a value is never trusted on either side alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Tag,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+__all__ = [
+    "CatalogSpec",
+    "CnpgSpec",
+    "DefaultsSpec",
+    "Engine",
+    "EngineSpecs",
+    "Method",
+    "NfsSpec",
+    "ObjectStoreSpec",
+    "OffsiteExcludeSpec",
+    "OffsiteExclusion",
+    "OffsiteSettingsSpec",
+    "SecretRef",
+    "ServiceSpec",
+    "SettingsSpec",
+    "VolsyncSpec",
+]
+
+# --- constrained scalars ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Annotation: the string must fully match ``pattern``; errors say ``description``."""
+
+    pattern: str
+    description: str
+    max_length: int = 253
+
+    def validate(self, value: str) -> str:
+        if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
+            raise ValueError(f"{value!r} is not {self.description}")
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.validate, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(pattern=f"^(?:{self.pattern})$", maxLength=self.max_length)
+        return json_schema
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+DnsLabel = Annotated[
+    str,
+    Matching(
+        _LABEL,
+        "a DNS-1123 label (lower-case letters, digits and '-', "
+        "starting and ending with a letter or digit, at most 63 characters)",
+        63,
+    ),
+]
+DnsSubdomain = Annotated[
+    str, Matching(rf"{_LABEL}(\.{_LABEL})*", "a DNS-1123 subdomain (a Kubernetes object name)")
+]
+Hostname = Annotated[
+    str, Matching(r"[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?", "a host name or IP address")
+]
+
+
+def _no_dot_segments(path: str) -> str:
+    if any(part in (".", "..") for part in path.split("/")):
+        raise ValueError(f"{path!r} has a '.' or '..' segment")
+    return path
+
+
+AbsPath = Annotated[
+    str,
+    Matching(
+        r"/|(/[A-Za-z0-9._@+-]+)+",
+        "an absolute path of letters, digits and ._@+- (no spaces, quotes or trailing '/')",
+        1024,
+    ),
+    AfterValidator(_no_dot_segments),
+]
+Url = Annotated[
+    str,
+    Matching(
+        r"(https?|sftp|s3)://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~@+/-]*)?",
+        "a URL (http, https, sftp or s3) without credentials, query or spaces",
+        2048,
+    ),
+]
+SecretKey = Annotated[
+    str, Matching(r"[-._a-zA-Z0-9]+", "a Secret key (letters, digits, '-', '_', '.')")
+]
+#: A database name or user that is safe unquoted in SQL and in shell.
+Identifier = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z_][A-Za-z0-9_-]*",
+        "an identifier (a letter or '_', then letters, digits, '_' or '-')",
+        63,
+    ),
+]
+Text = Annotated[
+    str, Matching(r"[^\x00-\x1f\x7f]*", "single-line text without control characters", 500)
+]
+#: ``14d``, ``2w``, ``36h`` or ``<n> copies``; parsed in :mod:`.model`.
+RetentionText = Annotated[
+    str,
+    Matching(
+        r"\s*\d+\s*(h|d|w|copies|copy)\s*", "a retention: <n>h, <n>d, <n>w or '<n> copies'", 32
+    ),
+]
+Quantity = Annotated[
+    str, Matching(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi)?", "a storage quantity such as 5Gi")
+]
+Region = Annotated[
+    str, Matching(r"[a-z0-9-]+", "a region name (lower-case letters, digits, '-')", 63)
+]
+Bucket = Annotated[
+    str,
+    Matching(
+        r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        "an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')",
+        63,
+    ),
+]
+PathPattern = Annotated[
+    str, Matching(r"[A-Za-z0-9._*/-]+", "a path pattern (letters, digits, ._*/-)", 256)
+]
+TimeZone = Annotated[
+    str, Matching(r"[A-Za-z]+(/[A-Za-z0-9_+-]+)*", "an IANA time zone such as Europe/Berlin", 64)
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+StorageClass = Literal["iscsi", "nfs", "local-hostpath", "proxmox-lvm", "local-disk"]
+Churn = Literal["low", "medium", "high"]
+Criticality = Literal["low", "normal", "high", "critical"]
+Engine = Literal[
+    "postgresql", "mysql", "sqlite", "etcd", "vault", "redis", "dragonfly", "prometheus", "files"
+]
+#: How a service is protected beyond the storage layer's snapshots.
+#: ``dump``: an application-level backup CronJob (Terraform); ``volsync``: VolSync
+#: ReplicationSources (Kustomize); ``cnpg``: CloudNativePG WAL archiving and base backups.
+Method = Literal["dump", "volsync", "cnpg"]
+
+
+class Spec(BaseModel):
+    """Base for every catalog model: strict, immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+class NfsSpec(Spec):
+    server: Hostname
+    #: Each service's backups go to ``<backup_root>/<name>-backup`` unless it sets ``backup_path``.
+    backup_root: AbsPath
+
+
+class ObjectStoreSpec(Spec):
+    provider: Literal["garage", "r2", "s3"]
+    endpoint: Url
+    #: The region the client signs with; for Garage it must equal garage.toml's ``s3_region``.
+    region: Region
+    bucket: Bucket | None = None
+
+
+class OffsiteExcludeSpec(Spec):
+    """A path pattern kept out of the offsite sync that belongs to no single service."""
+
+    pattern: PathPattern
+    reason: Text
+
+
+class OffsiteSettingsSpec(Spec):
+    target: Url
+    incremental: str = "6h"
+    full_sync: str = "0 9 * * 0"
+    exclude: tuple[OffsiteExcludeSpec, ...] = ()
+
+
+class ChurnDefaultsSpec(Spec):
+    cadence: str
+    retention: RetentionText
+
+
+class DefaultsSpec(Spec):
+    """Policy knobs; every one has a built-in default, so ``defaults`` may be left out."""
+
+    #: Shorthand cadences start within ``[window_start_hour, window_start_hour + window_hours)``.
+    window_start_hour: Annotated[int, Field(ge=0, le=23)] = 0
+    window_hours: Annotated[int, Field(ge=1, le=24)] = 5
+    weekly_day: Literal[
+        "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"
+    ] = "sunday"
+    churn: dict[Churn, ChurnDefaultsSpec] = Field(default_factory=dict)
+
+
+class SettingsSpec(Spec):
+    #: IANA time zone for every CronJob schedule.
+    timezone: TimeZone = "Etc/UTC"
+    nfs: NfsSpec
+    pushgateway: Url
+    object_stores: dict[DnsLabel, ObjectStoreSpec] = Field(default_factory=dict)
+    offsite: OffsiteSettingsSpec | None = None
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+
+
+# --- per-engine connection blocks -----------------------------------------------------------
+
+
+class SecretRef(Spec):
+    name: DnsSubdomain
+    key: SecretKey
+
+
+class PostgresqlSpec(Spec):
+    host: Hostname
+    port: Port = 5432
+    user: Identifier = "postgres"
+    password: SecretRef | None = None
+    databases: tuple[Identifier, ...] = ()
+
+
+class MysqlSpec(Spec):
+    host: Hostname
+    port: Port = 3306
+    user: Identifier = "root"
+    password: SecretRef | None = None
+    databases: tuple[Identifier, ...] = ()
+
+
+class SqliteSpec(Spec):
+    claim: DnsSubdomain
+    database: AbsPath
+    #: Files and folders copied next to each backup (Vaultwarden: RSA keys, attachments, ...).
+    extra_paths: tuple[AbsPath, ...] = ()
+
+
+class EtcdSpec(Spec):
+    endpoints: Url = "https://127.0.0.1:2379"
+    cert_dir: AbsPath = "/etc/kubernetes/pki/etcd"
+
+
+class VaultSpec(Spec):
+    address: Url
+    token: SecretRef
+
+
+class RedisSpec(Spec):
+    host: Hostname
+    port: Port = 6379
+    password: SecretRef | None = None
+    claim: DnsSubdomain | None = None
+
+
+class PrometheusSpec(Spec):
+    url: Url
+    claim: DnsSubdomain
+
+
+class FilesSpec(Spec):
+    claim: DnsSubdomain
+    paths: tuple[AbsPath, ...] = ("/data",)
+
+
+#: The engine block a service may carry, by engine name.
+EngineSpecs: dict[str, type[Spec]] = {
+    "postgresql": PostgresqlSpec,
+    "mysql": MysqlSpec,
+    "sqlite": SqliteSpec,
+    "etcd": EtcdSpec,
+    "vault": VaultSpec,
+    "redis": RedisSpec,
+    "dragonfly": RedisSpec,
+    "prometheus": PrometheusSpec,
+    "files": FilesSpec,
+}
+
+
+# --- method blocks ------------------------------------------------------------------------
+
+
+class VolsyncSpec(Spec):
+    capacity: Quantity
+    claim: DnsSubdomain | None = None
+
+
+class CnpgSpec(Spec):
+    cluster: DnsLabel
+    #: Name of an entry of ``settings.object_stores``.
+    object_store: DnsLabel
+
+
+class OffsiteExclusion(Spec):
+    excluded: Text
+
+
+def _offsite_kind(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "flag"
+    return "exclusion" if isinstance(value, dict | OffsiteExclusion) else None
+
+
+class ServiceSpec(Spec):
+    name: DnsLabel
+    namespace: DnsLabel
+    description: Text = ""
+    storage: StorageClass
+    churn: Churn
+    engine: Engine
+    criticality: Criticality = "normal"
+    #: Protection methods; derived from storage and engine when left out.
+    methods: tuple[Method, ...] | None = None
+    cadence: str | None = None
+    retention: RetentionText | None = None
+    #: ``true``/``false``, or ``{excluded: <reason>}``; derived from storage when left out.
+    offsite: (
+        Annotated[
+            Annotated[bool, Tag("flag")] | Annotated[OffsiteExclusion, Tag("exclusion")],
+            Discriminator(
+                _offsite_kind,
+                custom_error_type="offsite",
+                custom_error_message="expected true, false or {excluded: <reason>}",
+            ),
+        ]
+        | None
+    ) = None
+    #: Whether the storage layer's snapshots include this volume; derived from churn when left out.
+    snapshots: bool | None = None
+    #: Cadence of a standalone integrity-check job (SQLite only).
+    integrity: str | None = None
+    backup_path: AbsPath | None = None
+    postgresql: PostgresqlSpec | None = None
+    mysql: MysqlSpec | None = None
+    sqlite: SqliteSpec | None = None
+    etcd: EtcdSpec | None = None
+    vault: VaultSpec | None = None
+    redis: RedisSpec | None = None
+    dragonfly: RedisSpec | None = None
+    prometheus: PrometheusSpec | None = None
+    files: FilesSpec | None = None
+    volsync: VolsyncSpec | None = None
+    cnpg: CnpgSpec | None = None
+
+
+class CatalogSpec(Spec):
+    version: Literal["homeops/v1"]
+    settings: SettingsSpec
+    services: tuple[ServiceSpec, ...] = ()

@@ -1,0 +1,118 @@
+"""The plan: every output file, as data, before anything is rendered or written."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from homeops_gen.catalog.model import Catalog
+from homeops_gen.errors import PlanError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "OutputFile",
+    "Payload",
+    "Plan",
+    "TemplateRender",
+    "Text",
+    "YamlDocuments",
+    "build_plan",
+    "check_output_path",
+]
+
+#: The writer's record of the files it owns in the output folder.
+MANIFEST_NAME = ".homeops_gen-manifest"
+
+
+@dataclass(frozen=True)
+class YamlDocuments:
+    """One or more YAML documents, serialised from data (never templated text)."""
+
+    documents: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TemplateRender:
+    """A Jinja template (path inside ``templates/``) and the context it is rendered with."""
+
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Text:
+    """Literal text, written as is (after the header)."""
+
+    content: str
+
+
+Payload = YamlDocuments | TemplateRender | Text
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of the output tree. ``generator`` is filled in by :func:`build_plan`."""
+
+    path: str
+    payload: Payload
+    generator: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The output files, sorted by path; no two share a path."""
+
+    files: tuple[OutputFile, ...]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.files)
+
+    def by_generator(self, name: str) -> tuple[OutputFile, ...]:
+        return tuple(f for f in self.files if f.generator == name)
+
+
+def check_output_path(path: str) -> str | None:
+    """Why ``path`` is not a safe relative output path, or ``None`` if it is."""
+    pure = PurePosixPath(path)
+    if not path or "\\" in path or pure.is_absolute():
+        return "must be a relative POSIX path"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "must not contain empty, '.' or '..' segments"
+    if path == MANIFEST_NAME:
+        return "is reserved for the writer's manifest"
+    return None
+
+
+def build_plan(catalog: Catalog, generators: Sequence[Any] | None = None) -> Plan:
+    """Run every generator (default: all registered) over ``catalog`` and collect the files.
+
+    Raises :class:`PlanError` when a path is unsafe or claimed by two generators.
+    """
+    if generators is None:
+        from homeops_gen.registry import registered_generators
+
+        generators = registered_generators()
+    claimed: dict[str, OutputFile] = {}
+    problems: list[str] = []
+    for generator in generators:
+        for output in _run(generator.name, generator.function(catalog)):
+            reason = check_output_path(output.path)
+            if reason is not None:
+                problems.append(f"generator {output.generator!r}: path {output.path!r} {reason}")
+            elif (first := claimed.setdefault(output.path, output)) is not output:
+                problems.append(
+                    f"path {output.path!r} is claimed by generators "
+                    f"{first.generator!r} and {output.generator!r}"
+                )
+    if problems:
+        raise PlanError(problems)
+    return Plan(tuple(sorted(claimed.values(), key=lambda f: f.path)))
+
+
+def _run(name: str, outputs: Iterable[OutputFile]) -> Iterable[OutputFile]:
+    for output in outputs:
+        yield dataclasses.replace(output, generator=name)
