@@ -18,8 +18,18 @@ pytest.importorskip("hatchling", reason="building the wheel needs hatchling (tes
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(dist), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(dist),
+            str(REPO),
+        ],
         check=True,
     )
     (built,) = dist.glob("homeops_gen-*.whl")
@@ -36,8 +46,17 @@ def test_wheel_contains_package_templates_and_marker(wheel: Path) -> None:
 def test_installed_wheel_reproduces_out_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
         check=True,
     )
     work = tmp_path / "work"
@@ -46,13 +65,21 @@ def test_installed_wheel_reproduces_out_outside_the_repo(wheel: Path, tmp_path: 
     # Only the installed copy is importable: no source tree on the path, no templates/ beside.
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run(
-        [sys.executable, "-m", "homeops_gen", "-q"], cwd=work, env=env,
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "homeops_gen", "-q"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     probe = subprocess.run(
         [sys.executable, "-c", "import homeops_gen; print(homeops_gen.__file__)"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.startswith(str(site))
     expected = {p.relative_to(REPO / "out") for p in (REPO / "out").rglob("*") if p.is_file()}
