@@ -46,6 +46,7 @@ _FIRST_WEEKDAY = re.compile(r"^monthly-first-([a-z]+)$")
 #: A calendar long enough to hold every weekday/leap-year alignment (28-year solar cycle).
 _CYCLE_START = dt.date(2025, 1, 1)
 _CYCLE_DAYS = (dt.date(2053, 1, 1) - _CYCLE_START).days
+_LEAP_CYCLE_DAYS = (dt.date(2029, 1, 1) - _CYCLE_START).days
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,16 @@ def _max_day_gap(
     dom: CronField, month: CronField, dow: CronField, first_weekday: int | None
 ) -> int:
     """Largest number of days between two consecutive days on which the schedule runs."""
+    weekday_free = first_weekday is None and dow.wildcard
+    if first_weekday is None and dom.wildcard and len(month.values) == 12:
+        weekdays = sorted(dow.values)  # every month, chosen weekdays: a weekly cycle
+        return max(b - a for a, b in itertools.pairwise([*weekdays, weekdays[0] + 7]))
+    # Without a weekday condition the calendar repeats every 4 years (leap days); scan two
+    # cycles so that the gap across the cycle boundary is seen too.
+    days = 2 * _LEAP_CYCLE_DAYS if weekday_free else _CYCLE_DAYS
     matching = [
         offset
-        for offset in range(_CYCLE_DAYS)
+        for offset in range(days)
         if _day_matches(_CYCLE_START + dt.timedelta(days=offset), dom, month, dow, first_weekday)
     ]
     if len(matching) < 2:
