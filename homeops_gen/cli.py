@@ -7,12 +7,13 @@ Messages go to stderr, diffs to stdout.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from homeops_gen.errors import HomeopsError
-from homeops_gen.report import EXIT_BAD_INPUT, Report
+from homeops_gen.report import EXIT_BAD_INPUT, EXIT_DRIFT, Report
 
 __all__ = ["build_parser", "main"]
 
@@ -56,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
+    except BrokenPipeError:
+        # The reader of the diff went away (`--check | head`); only drift prints a diff.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_DRIFT
     except HomeopsError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)

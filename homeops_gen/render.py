@@ -131,5 +131,5 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,
+        auto_reload=True,  # a library caller may edit a template between two renders
     )
