@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CatalogError",
+    "Finding",
     "HomeopsError",
     "Location",
     "OutputError",
@@ -31,6 +33,15 @@ def format_loc(loc: Location) -> str:
     return text or "(document)"
 
 
+class Finding(NamedTuple):
+    """A problem at a location in the catalog document, before it is mapped to a line."""
+
+    loc: Location
+    message: str
+    #: Point at the key rather than its value (an unknown key, for example).
+    at_key: bool = False
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with an input file, at a 1-based line and column when known."""
@@ -43,6 +54,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        if not self.loc:  # about the whole file: unreadable, not YAML, not a mapping
+            return f"{where}: {self.message}"
         return f"{where}: {format_loc(self.loc)}: {self.message}"
 
 

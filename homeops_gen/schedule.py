@@ -41,7 +41,8 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_EVERY_HOURS = re.compile(r"^(\d+)h$")
+_EVERY_HOURS = re.compile(r"^([0-9]+)h$")
+_DIGITS = re.compile(r"[0-9]+")
 _FIRST_WEEKDAY = re.compile(r"^monthly-first-([a-z]+)$")
 #: A calendar long enough to hold every weekday/leap-year alignment (28-year solar cycle).
 _CYCLE_START = dt.date(2025, 1, 1)
@@ -79,7 +80,7 @@ def _parse_value(text: str, bounds: _Bounds) -> int:
     lowered = text.lower()
     if lowered in bounds.names:
         return bounds.names.index(lowered) + bounds.name_base
-    if not text.isdigit():
+    if not _DIGITS.fullmatch(text):  # ASCII digits only, as Kubernetes' parser
         raise ValueError(f"{bounds.name} field: {text!r} is not a number or name")
     value = int(text)
     if not bounds.low <= value <= bounds.high:
@@ -87,38 +88,40 @@ def _parse_value(text: str, bounds: _Bounds) -> int:
     return value
 
 
-def _parse_item(item: str, bounds: _Bounds) -> set[int]:
+def _parse_item(item: str, bounds: _Bounds) -> tuple[set[int], bool]:
+    """The values one list item allows, and whether it counts as ``*`` for the OR rule."""
     base, _, step_text = item.partition("/")
     step = 1
     if step_text:
-        if not step_text.isdigit() or int(step_text) == 0:
+        if not _DIGITS.fullmatch(step_text) or int(step_text) == 0:
             raise ValueError(f"{bounds.name} field: step {step_text!r} must be a positive number")
         step = int(step_text)
     if base in ("*", "?"):
         low, high = bounds.low, bounds.high
     elif "-" in base:
         first, _, last = base.partition("-")
+        if not first or not last:
+            raise ValueError(f"{bounds.name} field: {item!r} is not a number, name or range")
         low, high = _parse_value(first, bounds), _parse_value(last, bounds)
         if low > high:
             raise ValueError(f"{bounds.name} field: range {base!r} runs backwards")
     else:
         low = _parse_value(base, bounds)
         high = bounds.high if step_text else low
-    return set(range(low, high + 1, step))
+    # Kubernetes' parser (robfig/cron v3) treats a field as unrestricted for the
+    # day-of-month/day-of-week OR rule only for "*" or "?" with step 1: "*/2" restricts.
+    return set(range(low, high + 1, step)), base in ("*", "?") and step == 1
 
 
 def _parse_field(text: str, bounds: _Bounds) -> CronField:
     values: set[int] = set()
+    wildcard = False
     for item in text.split(","):
         if not item:
             raise ValueError(f"{bounds.name} field: empty list item in {text!r}")
-        values |= _parse_item(item, bounds)
-    # Kubernetes' parser (robfig/cron v3) treats a field as unrestricted for the
-    # day-of-month/day-of-week OR rule only when an item is a bare "*" or "?": "*/2" restricts.
-    wildcard = any(
-        item.partition("/")[0] in ("*", "?") and item.partition("/")[2] in ("", "1")
-        for item in text.split(",")
-    )
+        item_values, item_wildcard = _parse_item(item, bounds)
+        values |= item_values
+        wildcard = wildcard or item_wildcard
     return CronField(frozenset(values), wildcard)
 
 
@@ -228,7 +231,7 @@ def parse_cadence(
         every = int(match.group(1))
         if every == 0 or 24 % every:
             raise ValueError(
-                f"'{cadence}': every N hours needs N to divide 24 (1, 2, 3, 4, 6, 8, 12)"
+                f"'{cadence}': every N hours needs N to divide 24 (1, 2, 3, 4, 6, 8, 12, 24)"
             )
         first = (seed // 60) % every
         hours = ",".join(str(h) for h in range(first, 24, every))

@@ -301,7 +301,7 @@ def test_invalid_catalog_leaves_existing_out_untouched(generated: Path, run_cli:
 def test_missing_catalog_exits_2(proj: Path, run_cli: Run) -> None:
     result = run_cli("--catalog", "nope.yaml")
     assert result.code == 2
-    assert err_lines(result)[0].startswith("nope.yaml: (document): cannot read: ")
+    assert err_lines(result)[0].startswith("nope.yaml: cannot read: ")
     assert not (proj / "out").exists()
 
 

@@ -92,7 +92,7 @@ def test_settings_defaults_override_the_built_in_ones() -> None:
     _minute, hour, dom, month, dow = service.schedule.cron.split()
     assert hour in {"22", "23"} and dow == "5" and (dom, month) == ("*", "*")
     assert str(service.retention) == "60d"
-    assert service.origins["retention"].loc == ("settings", "defaults", "churn", "low")
+    assert service.origins["retention"].loc == ("settings", "defaults", "churn", "low", "retention")
 
 
 @pytest.mark.parametrize(

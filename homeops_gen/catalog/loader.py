@@ -8,7 +8,6 @@ All problems are collected and raised together in one :class:`CatalogError`.
 from __future__ import annotations
 
 import difflib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,9 +18,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from homeops_gen.catalog.model import Catalog
-from homeops_gen.catalog.policy import Finding, resolve_catalog
-from homeops_gen.catalog.spec import CatalogSpec
-from homeops_gen.errors import CatalogError, Location, Problem
+from homeops_gen.catalog.policy import check_partial, resolve_catalog
+from homeops_gen.catalog.spec import CatalogSpec, ServiceSpec, SettingsSpec
+from homeops_gen.errors import CatalogError, Finding, Location, Problem
 
 __all__ = ["SUPPORTED_VERSION", "load_catalog", "load_catalog_data", "load_catalog_text"]
 
@@ -56,18 +55,39 @@ def _parse_yaml(text: str, source: str) -> Any:
     try:
         root = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise CatalogError(
-            [Problem(source, line, column, (), f"invalid YAML: {message}")]
-        ) from None
+        raise CatalogError([_yaml_problem(exc, source, text.count("\n"))]) from None
     if not isinstance(root, Mapping):
-        found = "an empty document" if root is None else f"a {type(root).__name__}"
         raise CatalogError(
-            [Problem(source, 1, 1, (), f"the catalog must be a mapping, not {found}")]
+            [Problem(source, 1, 1, (), f"the catalog must be a mapping, not {_kind(root)}")]
         )
     return root
+
+
+def _yaml_problem(exc: MarkedYAMLError, source: str, last_line: int) -> Problem:
+    """Locate a syntax error; past the end of the file, point where the construct began."""
+    mark, opened = exc.problem_mark, exc.context_mark
+    if mark is None or (opened is not None and mark.line >= last_line):
+        mark = opened or mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    message = "; ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
+    return Problem(source, line, column, (), f"invalid YAML: {message}")
+
+
+def _kind(value: Any) -> str:
+    """How a YAML user would name the type of ``value``."""
+    if value is None:
+        return "an empty document"
+    for kind, name in (
+        (bool, "a boolean"),
+        (int, "a number"),
+        (float, "a number"),
+        (str, "a string"),
+        (Mapping, "a mapping"),
+        (list, "a list"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
 
 
 def _plain(node: Any) -> Any:
@@ -85,37 +105,76 @@ def _plain(node: Any) -> Any:
 def _validate(data: dict[str, Any], source: str, root: Any) -> Catalog:
     version = data.get("version")
     if version != SUPPORTED_VERSION:
-        message = (
-            (
-                f"unsupported catalog version {version!r}; this homeops_gen reads "
-                f"{SUPPORTED_VERSION!r}"
+        if "version" in data:
+            finding = Finding(
+                ("version",),
+                f"unsupported catalog version {version!r}; this "
+                f"homeops_gen reads {SUPPORTED_VERSION!r}",
             )
-            if "version" in data
-            else (f"required field 'version' is missing (use {SUPPORTED_VERSION!r})")
-        )
-        raise CatalogError(
-            _locate(root, source, [(("version",) if "version" in data else (), message)])
-        )
+        else:
+            finding = Finding(
+                (), f"required field 'version' is missing (use version: {SUPPORTED_VERSION})"
+            )
+        raise CatalogError(_locate(root, source, [finding]))
     try:
         spec = CatalogSpec.model_validate(data)
     except ValidationError as exc:
-        raise CatalogError(_locate(root, source, _findings(exc, data))) from None
+        findings = _findings(exc, data) + _partial_policy_findings(data)
+        raise CatalogError(_locate(root, source, findings)) from None
     catalog, findings = resolve_catalog(spec, source)
     if catalog is None:
         raise CatalogError(_locate(root, source, findings))
     return catalog
 
 
+def _partial_policy_findings(data: dict[str, Any]) -> list[Finding]:
+    """Cross-field problems among the services that passed schema validation."""
+    try:
+        settings = SettingsSpec.model_validate(data.get("settings"))
+    except ValidationError:
+        return []  # every policy rule needs the settings
+    services = data.get("services")
+    indexed = []
+    for index, item in enumerate(services if isinstance(services, tuple) else ()):
+        try:
+            indexed.append((index, ServiceSpec.model_validate(item)))
+        except ValidationError:
+            continue
+    return check_partial(settings, indexed)
+
+
+#: pydantic's wording for type errors, in the words of a YAML file.
+_TYPE_MESSAGES = {
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+}
+
+
 def _findings(exc: ValidationError, data: Any) -> list[Finding]:
     findings: list[Finding] = []
     for error in exc.errors(include_url=False):
         loc = _data_loc(data, error["loc"])
-        kind, message = error["type"], error["msg"].removeprefix("Value error, ")
+        kind, value = error["type"], error.get("input")
         if kind == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}" + _suggest(loc)
-        elif kind == "missing":
+            findings.append(Finding(loc, f"unknown field {loc[-1]!r}" + _suggest(loc), True))
+            continue
+        if kind == "missing":
             message = f"required field {loc[-1]!r} is missing"
-        findings.append((loc, message))
+        elif kind in _TYPE_MESSAGES:
+            got = "nothing" if value is None else _kind(value)
+            message = f"{_TYPE_MESSAGES[kind]}, got {got}"
+        elif kind == "literal_error":
+            message = f"{value!r} is not one of {error['ctx']['expected']}"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        findings.append(Finding(loc, message))
     return findings
 
 
@@ -149,42 +208,49 @@ def _fields_at(loc: Location) -> list[str]:
     """The field names that the model at ``loc`` accepts (for spelling suggestions)."""
     annotation: Any = CatalogSpec
     for part in loc:
-        annotation = _unwrap(annotation, part)
+        model = _model_in(annotation)
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        # an index or a dict key: the annotation still describes the container's items
+    model = _model_in(annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: through Optional, unions, Annotated, tuples, dicts."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any, part: str | int) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(str(part))
-        return _strip_optional(field.annotation) if field else None
-    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-    return _strip_optional(args[-1]) if args else None
-
-
-def _strip_optional(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or isinstance(annotation, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return members[0] if len(members) == 1 else annotation
-    return annotation
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def _locate(root: Any, source: str, findings: Iterable[Finding]) -> list[Problem]:
-    problems = {Problem(source, *_position(root, loc), loc, message) for loc, message in findings}
+    problems = {
+        Problem(source, *_position(root, finding.loc, finding.at_key), finding.loc, finding.message)
+        for finding in findings
+    }
     return sorted(problems)
 
 
-def _position(root: Any, loc: Location) -> tuple[int, int]:
-    """1-based line and column of the node at ``loc``, or of its deepest existing ancestor."""
+def _position(root: Any, loc: Location, at_key: bool = False) -> tuple[int, int]:
+    """1-based line and column of the node at ``loc``, or of its deepest existing ancestor.
+
+    Scalars point at their value, except empty values (ruamel marks the next token) and
+    ``at_key`` findings; mappings and lists point at their key.
+    """
     if root is None:
         return 0, 0
     node, line, column = root, 1, 1
-    for part in loc:
+    for depth, part in enumerate(loc, start=1):
         lc = getattr(node, "lc", None)
         if isinstance(node, Mapping) and part in node and lc is not None:
-            line, column = lc.value(part) if _is_scalar(node[part]) else lc.key(part)
+            child = node[part]
+            on_value = _is_scalar(child) and child is not None
+            on_value = on_value and not (at_key and depth == len(loc))
+            line, column = lc.value(part) if on_value else lc.key(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node) and lc:
             line, column = lc.item(part)
         else:

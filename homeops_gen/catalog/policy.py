@@ -30,10 +30,10 @@ from homeops_gen.catalog.spec import (
     SettingsSpec,
     Spec,
 )
-from homeops_gen.errors import Location
+from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence
 
-__all__ = ["BUILTIN_CHURN_DEFAULTS", "resolve_catalog"]
+__all__ = ["BUILTIN_CHURN_DEFAULTS", "check_partial", "resolve_catalog"]
 
 #: Cadence and retention by churn when ``settings.defaults.churn`` does not say: databases
 #: that change all day are dumped daily and kept two weeks, quiet state weekly for a month
@@ -54,19 +54,17 @@ SNAPSHOT_LAYER_BY_STORAGE: dict[str, SnapshotLayer] = {
 }
 INTEGRITY_ENGINES = frozenset({"sqlite"})
 
-Finding = tuple[Location, str]
-
 
 @dataclass
 class _Resolver:
-    spec: CatalogSpec
+    settings: SettingsSpec
     problems: list[Finding] = field(default_factory=list)
 
     def report(self, loc: Location, message: str) -> None:
-        self.problems.append((loc, message))
+        self.problems.append(Finding(loc, message))
 
     def cadence(self, text: str, name: str, loc: Location) -> Schedule | None:
-        defaults = self.spec.settings.defaults
+        defaults = self.settings.defaults
         try:
             schedule = parse_cadence(
                 text,
@@ -82,7 +80,7 @@ class _Resolver:
         return schedule
 
     def churn_default(self, churn: str) -> tuple[ChurnDefaultsSpec, Origin]:
-        configured = self.spec.settings.defaults.churn.get(churn)  # type: ignore[call-overload]
+        configured = self.settings.defaults.churn.get(churn)  # type: ignore[call-overload]
         if configured is not None:
             loc: Location = ("settings", "defaults", "churn", churn)
             return configured, Origin("settings", f"settings.defaults.churn.{churn}", loc)
@@ -95,14 +93,8 @@ def resolve_catalog(
     spec: CatalogSpec, source: str = "services.yaml"
 ) -> tuple[Catalog | None, list[Finding]]:
     """Resolve every default and policy rule; return the catalog, or ``None`` and the findings."""
-    resolver = _Resolver(spec)
-    settings = _resolve_settings(resolver, spec.settings)
-    services = [
-        service
-        for index, service_spec in enumerate(spec.services)
-        if (service := _resolve_service(resolver, index, service_spec)) is not None
-    ]
-    _check_unique(resolver, spec.services, services)
+    resolver = _Resolver(spec.settings)
+    settings, services = _resolve(resolver, list(enumerate(spec.services)))
     if resolver.problems or settings is None:
         return None, resolver.problems
     catalog = Catalog(
@@ -114,11 +106,43 @@ def resolve_catalog(
     return catalog, []
 
 
+def check_partial(settings: SettingsSpec, services: list[tuple[int, ServiceSpec]]) -> list[Finding]:
+    """Policy findings for the parts of a catalog that passed schema validation.
+
+    Used when other parts failed it, so that one file's problems are reported all at once.
+    """
+    resolver = _Resolver(settings)
+    _resolve(resolver, services)
+    return resolver.problems
+
+
+def _resolve(
+    resolver: _Resolver, indexed: list[tuple[int, ServiceSpec]]
+) -> tuple[Settings | None, list[Service]]:
+    settings = _resolve_settings(resolver, resolver.settings)
+    services = [
+        service
+        for index, service_spec in indexed
+        if (service := _resolve_service(resolver, index, service_spec)) is not None
+    ]
+    _check_unique(resolver, indexed, services)
+    return settings, services
+
+
 def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | None:
-    try:
-        zoneinfo.ZoneInfo(spec.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        resolver.report(("settings", "timezone"), f"unknown IANA time zone {spec.timezone!r}")
+    if spec.timezone in ("Local", "localtime", "Factory") or spec.timezone.startswith(
+        ("posix/", "right/")
+    ):
+        resolver.report(
+            ("settings", "timezone"),
+            f"{spec.timezone!r} is not a zone name; use an IANA name such as "
+            "Europe/Berlin or Etc/UTC",
+        )
+    else:
+        try:
+            zoneinfo.ZoneInfo(spec.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            resolver.report(("settings", "timezone"), f"unknown IANA time zone {spec.timezone!r}")
     for churn, churn_spec in sorted(spec.defaults.churn.items()):
         loc: Location = ("settings", "defaults", "churn", churn)
         resolver.cadence(churn_spec.cadence, f"defaults-{churn}", (*loc, "cadence"))
@@ -214,15 +238,14 @@ def _resolve_retention(
     resolver: _Resolver,
     loc: Location,
     spec: ServiceSpec,
-    cadence: str,
+    cadence: tuple[str, Origin],
     schedule: Schedule,
-    default: ChurnDefaultsSpec,
-    origin: Origin,
+    default: tuple[ChurnDefaultsSpec, Origin],
 ) -> tuple[Retention | None, Origin]:
     if spec.retention is not None:
         text, origin = spec.retention, Origin("catalog", "retention", (*loc, "retention"))
     else:
-        text = default.retention
+        text, origin = default[0].retention, _field_origin(default[1], "retention")
     try:
         retention = parse_retention(text)
     except ValueError as exc:
@@ -230,16 +253,26 @@ def _resolve_retention(
         return None, origin
     gap = schedule.max_gap()
     if retention.period is not None and retention.period < gap:
-        where = (*loc, "retention") if spec.retention is not None else (*loc, "cadence")
+        # Blame what the user wrote: the service's own retention or cadence, else the default.
+        if spec.retention is not None or spec.cadence is not None:
+            where: Location = (*loc, "retention" if spec.retention is not None else "cadence")
+        else:
+            where = origin.loc or cadence[1].loc or loc
+        note = "" if origin.kind == "catalog" else f" ({origin.detail})"
         resolver.report(
             where,
-            (
-                f"retention {retention} is shorter than the largest gap between runs of cadence "
-                f"{cadence!r} ({format_duration(gap)}; cron {schedule.description}): a backup "
-                "would expire before the next one is taken; keep it longer or use '<n> copies'"
-            ),
+            f"retention {retention}{note} is shorter than the largest gap between runs of "
+            f"cadence {cadence[0]!r} ({format_duration(gap)}): a backup would expire before "
+            "the next one is taken; keep it longer or use '<n> copies'",
         )
     return retention, origin
+
+
+def _field_origin(origin: Origin, key: str) -> Origin:
+    """The origin of one key of a defaults block (``...churn.low`` → ``...churn.low.cadence``)."""
+    if origin.kind != "settings":
+        return origin
+    return Origin(origin.kind, f"{origin.detail}.{key}", (*origin.loc, key))
 
 
 def _resolve_offsite(spec: ServiceSpec, loc: Location) -> tuple[Offsite, Origin]:
@@ -286,7 +319,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         origins["methods"] = Origin("policy", why.removeprefix("policy: "))
     _check_methods(resolver, loc, spec, methods)
     connection = _engine_connection(resolver, loc, spec, methods)
-    if spec.cnpg is not None and spec.cnpg.object_store not in resolver.spec.settings.object_stores:
+    if spec.cnpg is not None and spec.cnpg.object_store not in resolver.settings.object_stores:
         resolver.report(
             (*loc, "cnpg", "object_store"),
             f"object store '{spec.cnpg.object_store}' is not defined in settings.object_stores",
@@ -306,14 +339,22 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
             Origin("catalog", "cadence", (*loc, "cadence")),
         )
     else:
-        cadence_text, origins["schedule"] = default.cadence, default_origin
+        cadence_text, origins["schedule"] = (
+            default.cadence,
+            _field_origin(default_origin, "cadence"),
+        )
     schedule = resolver.cadence(
         cadence_text, spec.name, origins["schedule"].loc or (*loc, "cadence")
     )
     retention: Retention | None = None
     if schedule is not None:
         retention, origins["retention"] = _resolve_retention(
-            resolver, loc, spec, cadence_text, schedule, default, default_origin
+            resolver,
+            loc,
+            spec,
+            (cadence_text, origins["schedule"]),
+            schedule,
+            (default, default_origin),
         )
     integrity = None
     if spec.integrity is not None:
@@ -331,7 +372,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         backup_path = spec.backup_path
         origins["backup_path"] = Origin("catalog", "backup_path", (*loc, "backup_path"))
     else:
-        backup_path = f"{resolver.spec.settings.nfs.backup_root.rstrip('/')}/{spec.name}-backup"
+        backup_path = f"{resolver.settings.nfs.backup_root.rstrip('/')}/{spec.name}-backup"
         origins["backup_path"] = Origin("policy", "<settings.nfs.backup_root>/<name>-backup")
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
@@ -359,24 +400,27 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
 
 
 def _check_unique(
-    resolver: _Resolver, specs: tuple[ServiceSpec, ...], services: list[Service]
+    resolver: _Resolver, indexed: list[tuple[int, ServiceSpec]], services: list[Service]
 ) -> None:
     first_by_name: dict[str, int] = {}
-    for index, spec in enumerate(specs):
+    duplicates: set[int] = set()
+    for index, spec in indexed:
         first = first_by_name.setdefault(spec.name, index)
         if first != index:
+            duplicates.add(index)
             resolver.report(
                 ("services", index, "name"),
                 f"duplicate service name {spec.name!r} (first defined at services[{first}])",
             )
     by_path: dict[str, Service] = {}
     for service in sorted(services, key=lambda s: s.index):
-        if not service.uses("dump"):
-            continue
+        if not service.uses("dump") or service.index in duplicates:
+            continue  # a duplicate name shares its twin's default path: one report is enough
         other = by_path.setdefault(service.backup_path, service)
         if other is not service:
+            where = "backup_path" if service.origins["backup_path"].kind == "catalog" else "name"
             resolver.report(
-                ("services", service.index, "backup_path"),
+                ("services", service.index, where),
                 f"backup path {service.backup_path} is also used by '{other.name}'; "
                 "their rotations would delete each other's backups",
             )
