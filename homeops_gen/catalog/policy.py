@@ -171,8 +171,8 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
 def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
     if spec.storage == "local-hostpath":
         if spec.cnpg is not None:
-            return ("cnpg",), "policy: local-hostpath PostgreSQL managed by CNPG → WAL archiving"
-        return ("volsync",), "policy: local-hostpath volumes are copied by VolSync"
+            return ("cnpg",), "local-hostpath PostgreSQL managed by CNPG → WAL archiving"
+        return ("volsync",), "local-hostpath volumes are copied by VolSync"
     methods: list[Method] = []
     reasons = []
     if spec.engine in STATEFUL_ENGINES:
@@ -186,7 +186,7 @@ def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
         reasons.append("a volsync block → VolSync")
     if not methods:
         reasons.append(f"{spec.engine} on {spec.storage}: storage snapshots and offsite suffice")
-    return tuple(methods), "policy: " + "; ".join(reasons)
+    return tuple(methods), "; ".join(reasons)
 
 
 def _check_methods(
@@ -312,68 +312,18 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     loc: Location = ("services", index)
     before = len(resolver.problems)
     origins: dict[str, Origin] = {}
-    if spec.methods is not None:
-        methods, origins["methods"] = spec.methods, Origin("catalog", "methods", (*loc, "methods"))
-    else:
-        methods, why = _derive_methods(spec)
-        origins["methods"] = Origin("policy", why.removeprefix("policy: "))
-    _check_methods(resolver, loc, spec, methods)
+    methods = _resolve_methods(resolver, loc, spec, origins)
     connection = _engine_connection(resolver, loc, spec, methods)
     if spec.cnpg is not None and spec.cnpg.object_store not in resolver.settings.object_stores:
         resolver.report(
             (*loc, "cnpg", "object_store"),
             f"object store '{spec.cnpg.object_store}' is not defined in settings.object_stores",
         )
-    default, default_origin = resolver.churn_default(spec.churn)
-    if not methods:
-        for unused in ("cadence", "retention", "integrity"):
-            if getattr(spec, unused) is not None:
-                resolver.report(
-                    (*loc, unused),
-                    f"'{unused}' applies to nothing: the service has "
-                    "no protection method (set methods, or remove it)",
-                )
-    if spec.cadence is not None:
-        cadence_text, origins["schedule"] = (
-            spec.cadence,
-            Origin("catalog", "cadence", (*loc, "cadence")),
-        )
-    else:
-        cadence_text, origins["schedule"] = (
-            default.cadence,
-            _field_origin(default_origin, "cadence"),
-        )
-    schedule = resolver.cadence(
-        cadence_text, spec.name, origins["schedule"].loc or (*loc, "cadence")
-    )
-    retention: Retention | None = None
-    if schedule is not None:
-        retention, origins["retention"] = _resolve_retention(
-            resolver,
-            loc,
-            spec,
-            (cadence_text, origins["schedule"]),
-            schedule,
-            (default, default_origin),
-        )
-    integrity = None
-    if spec.integrity is not None:
-        origins["integrity"] = Origin("catalog", "integrity", (*loc, "integrity"))
-        if spec.engine not in INTEGRITY_ENGINES:
-            resolver.report(
-                (*loc, "integrity"),
-                f"integrity checks are supported for {', '.join(sorted(INTEGRITY_ENGINES))}, "
-                f"not '{spec.engine}'",
-            )
-        integrity = resolver.cadence(spec.integrity, f"{spec.name}-integrity", (*loc, "integrity"))
+    schedule, retention = _resolve_timing(resolver, loc, spec, methods, origins)
+    integrity = _resolve_integrity(resolver, loc, spec, origins)
     offsite, origins["offsite"] = _resolve_offsite(spec, loc)
     snapshot_layer, origins["snapshot_layer"] = _resolve_snapshots(resolver, loc, spec)
-    if spec.backup_path is not None:
-        backup_path = spec.backup_path
-        origins["backup_path"] = Origin("catalog", "backup_path", (*loc, "backup_path"))
-    else:
-        backup_path = f"{resolver.settings.nfs.backup_root.rstrip('/')}/{spec.name}-backup"
-        origins["backup_path"] = Origin("policy", "<settings.nfs.backup_root>/<name>-backup")
+    backup_path, origins["backup_path"] = _resolve_backup_path(resolver, loc, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
     return Service(
@@ -396,6 +346,76 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         cnpg=spec.cnpg,
         index=index,
         origins=origins,
+    )
+
+
+def _resolve_methods(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, origins: dict[str, Origin]
+) -> tuple[Method, ...]:
+    if spec.methods is not None:
+        methods = spec.methods
+        origins["methods"] = Origin("catalog", "methods", (*loc, "methods"))
+    else:
+        methods, why = _derive_methods(spec)
+        origins["methods"] = Origin("policy", why)
+    _check_methods(resolver, loc, spec, methods)
+    return methods
+
+
+def _resolve_timing(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    methods: tuple[Method, ...],
+    origins: dict[str, Origin],
+) -> tuple[Schedule | None, Retention | None]:
+    """The schedule and retention, from the service or its churn's defaults."""
+    if not methods:
+        for unused in ("cadence", "retention", "integrity"):
+            if getattr(spec, unused) is not None:
+                resolver.report(
+                    (*loc, unused),
+                    f"'{unused}' applies to nothing: the service has "
+                    "no protection method (set methods, or remove it)",
+                )
+    default, default_origin = resolver.churn_default(spec.churn)
+    if spec.cadence is not None:
+        cadence = (spec.cadence, Origin("catalog", "cadence", (*loc, "cadence")))
+    else:
+        cadence = (default.cadence, _field_origin(default_origin, "cadence"))
+    origins["schedule"] = cadence[1]
+    schedule = resolver.cadence(cadence[0], spec.name, cadence[1].loc or (*loc, "cadence"))
+    if schedule is None:
+        return None, None
+    retention, origins["retention"] = _resolve_retention(
+        resolver, loc, spec, cadence, schedule, (default, default_origin)
+    )
+    return schedule, retention
+
+
+def _resolve_integrity(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, origins: dict[str, Origin]
+) -> Schedule | None:
+    if spec.integrity is None:
+        return None
+    origins["integrity"] = Origin("catalog", "integrity", (*loc, "integrity"))
+    if spec.engine not in INTEGRITY_ENGINES:
+        resolver.report(
+            (*loc, "integrity"),
+            f"integrity checks are supported for {', '.join(sorted(INTEGRITY_ENGINES))}, "
+            f"not '{spec.engine}'",
+        )
+    return resolver.cadence(spec.integrity, f"{spec.name}-integrity", (*loc, "integrity"))
+
+
+def _resolve_backup_path(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec
+) -> tuple[str, Origin]:
+    if spec.backup_path is not None:
+        return spec.backup_path, Origin("catalog", "backup_path", (*loc, "backup_path"))
+    root = resolver.settings.nfs.backup_root.rstrip("/")
+    return f"{root}/{spec.name}-backup", Origin(
+        "policy", "<settings.nfs.backup_root>/<name>-backup"
     )
 
 
