@@ -6,10 +6,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from homeops_gen.catalog.model import Catalog
 from homeops_gen.errors import PlanError
+
+if TYPE_CHECKING:
+    from homeops_gen.catalog.model import Catalog
 
 __all__ = [
     "MANIFEST_NAME",

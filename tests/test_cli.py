@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -542,3 +544,18 @@ def test_module_run_matches_in_process_run(proj: Path, run_cli: Run) -> None:
     assert run_module("--out", "b", cwd=proj).code == 0
     a, b = snapshot_of(proj / "a"), snapshot_of(proj / "b")
     assert {p: d for p, (d, _) in a.items()} == {p: d for p, (d, _) in b.items()}
+
+
+def test_help_does_not_import_the_heavy_dependencies() -> None:
+    """`--help` runs in pre-commit tooling too: it must not pay for pydantic, jinja2, ruamel."""
+    code = (
+        "import sys\n"
+        "from homeops_gen.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'jinja2', 'ruamel.yaml', 'cdk8s') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
