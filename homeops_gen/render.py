@@ -7,6 +7,7 @@ newline, and a fixed "do not edit" header in the comment syntax of the file's ty
 from __future__ import annotations
 
 import io
+import shlex
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -124,7 +125,9 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader(
         [jinja2.FileSystemLoader(str(d)) for d in (*template_dirs, packaged_templates_dir())]
     )
-    return jinja2.Environment(
+    from homeops_gen import hcl
+
+    environment = jinja2.Environment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -133,3 +136,17 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=True,  # a library caller may edit a template between two renders
     )
+
+    @jinja2.pass_context
+    def render_script(context: Any, template: str, variables: Mapping[str, Any]) -> str:
+        """Render another template (a job's script) with this context plus ``variables``."""
+        return environment.get_template(template).render({**context.get_all(), **variables})
+
+    environment.filters.update(
+        render_script=render_script,
+        hcl_string=hcl.hcl_string,
+        hcl_heredoc=hcl.hcl_heredoc,
+        hcl_map=hcl.hcl_map,
+        shell_quote=shlex.quote,
+    )
+    return environment

@@ -36,7 +36,7 @@ CACHE = """\
   storage: iscsi
   churn: high
   engine: redis
-  redis: {host: redis.lan}
+  redis: {host: redis.lan, claim: cache-data}
 """
 #: A files service on NFS: no protection method beyond snapshots (lines 7-11 when first).
 MEDIA = """\
@@ -326,7 +326,9 @@ BAD_CATALOGS = [
     pytest.param(
         catalog(
             plus(
-                CACHE.replace("engine: redis", "engine: mysql").replace("redis: {", "mysql: {"),
+                CACHE.replace("engine: redis", "engine: mysql").replace(
+                    "redis: {host: redis.lan, claim: cache-data}", "mysql: {host: redis.lan}"
+                ),
                 "methods: [cnpg]",
             )
         ),
@@ -341,7 +343,7 @@ BAD_CATALOGS = [
         id="cnpg-method-on-mysql",
     ),
     pytest.param(
-        catalog(plus(NOTES, "redis: {host: redis.lan}")),
+        catalog(plus(NOTES, "redis: {host: redis.lan, claim: x}")),
         [
             at(
                 13,
@@ -497,7 +499,8 @@ INJECTIONS = [
     pytest.param(
         catalog(
             CACHE.replace(
-                "{host: redis.lan}", "{host: redis.lan, password: {name: redis, key: my key}}"
+                "{host: redis.lan, claim: cache-data}",
+                "{host: redis.lan, password: {name: redis, key: my key}, claim: cache-data}",
             )
         ),
         [
@@ -511,7 +514,7 @@ INJECTIONS = [
         id="secret-key-with-space",
     ),
     pytest.param(
-        catalog(CACHE.replace("{host: redis.lan}", '{host: "$(reboot)"}')),
+        catalog(CACHE.replace("{host: redis.lan,", '{host: "$(reboot)",')),
         [at(12, 19, "services[0].redis.host", "'$(reboot)' is not a host name or IP address")],
         id="host-command-substitution",
     ),
@@ -565,7 +568,8 @@ INJECTIONS = [
     pytest.param(
         catalog(
             CACHE.replace("engine: redis", "engine: mysql").replace(
-                "redis: {host: redis.lan}", 'mysql: {host: db.lan, databases: ["a;drop"]}'
+                "redis: {host: redis.lan, claim: cache-data}",
+                'mysql: {host: db.lan, databases: ["a;drop"]}',
             )
         ),
         [

@@ -11,15 +11,24 @@ import pytest
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG, CliResult, run_module, snapshot_of
 
 from homeops_gen import registry
+from homeops_gen.catalog import load_catalog_text
 from homeops_gen.catalog.model import Catalog
-from homeops_gen.plan import MANIFEST_NAME, OutputFile, Text
+from homeops_gen.plan import MANIFEST_NAME, OutputFile, Text, build_plan
 from homeops_gen.registry import register_generator
 from homeops_gen.render import HEADER
 
 Run = Callable[..., CliResult]
 
-#: Every file the built-in generators write for SMALL_CATALOG, the manifest included.
-GENERATED = (MANIFEST_NAME, "README.md", "catalog/resolved.yaml")
+
+def _generated_files() -> tuple[str, ...]:
+    """Every file the built-in generators write for SMALL_CATALOG, the manifest included."""
+    catalog = load_catalog_text(SMALL_CATALOG, "services.yaml")
+    return tuple(sorted([MANIFEST_NAME, *build_plan(catalog).paths]))
+
+
+GENERATED = _generated_files()
+#: How many files out/ holds for SMALL_CATALOG (grows as generators are added).
+N = len(GENERATED)
 NOTES_ROW = "| notes | notes | iscsi |"
 
 
@@ -82,7 +91,7 @@ def test_check_clean(generated: Path, run_cli: Run) -> None:
     result = run_cli("--check")
     assert result.code == 0
     assert result.out == ""
-    assert err_lines(result) == ["homeops_gen: out/ is up to date (3 files)"]
+    assert err_lines(result) == [f"homeops_gen: out/ is up to date ({N} files)"]
 
 
 @pytest.mark.parametrize(
@@ -159,7 +168,7 @@ def test_generate_deletes_stale_file_and_its_empty_folder(
     assert err_lines(result) == [
         f"update {MANIFEST_NAME}",
         f"delete {EXTRA_PATH}",
-        "homeops_gen: out/: 1 updated, 1 deleted, 2 unchanged",
+        f"homeops_gen: out/: 1 updated, 1 deleted, {N - 1} unchanged",
     ]
     assert not (proj / "out/extra").exists()
     assert sorted(snapshot_of(proj / "out")) == sorted(GENERATED)
@@ -191,10 +200,10 @@ def test_unowned_extra_files_are_left_alone(generated: Path, run_cli: Run) -> No
     check = run_cli("--check")
 
     assert generate.code == 0
-    assert err_lines(generate) == ["homeops_gen: out/: 3 unchanged"]
+    assert err_lines(generate) == [f"homeops_gen: out/: {N} unchanged"]
     assert check.code == 0
     assert check.out == ""
-    assert err_lines(check) == ["homeops_gen: out/ is up to date (3 files)"]
+    assert err_lines(check) == [f"homeops_gen: out/ is up to date ({N} files)"]
     assert snapshot_of(generated) == before
 
 
@@ -204,7 +213,8 @@ def test_check_without_out_folder_lists_everything_missing(proj: Path, run_cli: 
     assert result.code == 1
     assert err_lines(result) == [
         *(f"missing: {path}" for path in GENERATED),
-        "homeops_gen: out/ is out of date: 3 missing; run `python -m homeops_gen` to regenerate it",
+        f"homeops_gen: out/ is out of date: {N} missing; "
+        "run `python -m homeops_gen` to regenerate it",
     ]
     for path in GENERATED:
         assert f"--- /dev/null\n+++ b/out/{path}\n" in result.out
@@ -225,7 +235,7 @@ def test_crlf_only_file_is_up_to_date_and_not_rewritten(
     assert check.code == 0
     assert check.out == ""
     assert generate.code == 0
-    assert err_lines(generate) == ["homeops_gen: out/: 3 unchanged"]
+    assert err_lines(generate) == [f"homeops_gen: out/: {N} unchanged"]
     assert snapshot_of(generated) == before
     assert b"\r\n" in (generated / path).read_bytes()
 
@@ -248,7 +258,10 @@ def test_crlf_file_with_a_real_edit_shows_only_that_line(generated: Path, run_cl
     assert err_lines(result)[0] == "changed: README.md"
 
     fix = run_cli()
-    assert err_lines(fix) == ["update README.md", "homeops_gen: out/: 1 updated, 2 unchanged"]
+    assert err_lines(fix) == [
+        "update README.md",
+        f"homeops_gen: out/: 1 updated, {N - 1} unchanged",
+    ]
     assert readme.read_text(encoding="utf-8") == original
 
 
@@ -395,7 +408,7 @@ def test_second_generate_rewrites_nothing(generated: Path, run_cli: Run) -> None
     before = snapshot_of(generated)
     result = run_cli()
     assert result.code == 0
-    assert err_lines(result) == ["homeops_gen: out/: 3 unchanged"]
+    assert err_lines(result) == [f"homeops_gen: out/: {N} unchanged"]
     assert snapshot_of(generated) == before
 
 
@@ -405,7 +418,7 @@ def test_first_generate_lists_what_it_created(proj: Path, run_cli: Run) -> None:
     assert result.out == ""
     assert err_lines(result) == [
         *(f"create {path}" for path in GENERATED),
-        "homeops_gen: out/: 3 created",
+        f"homeops_gen: out/: {N} created",
     ]
     assert sorted(snapshot_of(proj / "out")) == sorted(GENERATED)
 
@@ -419,7 +432,10 @@ def test_generate_after_deleting_a_file_recreates_only_that_file(
     result = run_cli()
 
     assert result.code == 0
-    assert err_lines(result) == ["create README.md", "homeops_gen: out/: 1 created, 2 unchanged"]
+    assert err_lines(result) == [
+        "create README.md",
+        f"homeops_gen: out/: 1 created, {N - 1} unchanged",
+    ]
     after = snapshot_of(generated)
     assert after["README.md"][0] == before["README.md"][0]
     del before["README.md"], after["README.md"]
@@ -519,7 +535,8 @@ def test_every_generated_file_is_lf_with_one_final_newline_and_a_header(
     assert result.code == 0, result.err
 
     files = snapshot_of(root / "out")
-    assert set(GENERATED) <= set(files)
+    expected = set(GENERATED) if which == "small" else set(snapshot_of(REPO / "out"))
+    assert set(files) == expected
     for path, (data, _) in files.items():
         assert data.endswith(b"\n"), path
         assert not data.endswith(b"\n\n"), path

@@ -16,8 +16,8 @@ BLOCKS = {
     "sqlite": "sqlite: {claim: data, database: /data/app.db}",
     "etcd": "",
     "vault": "vault: {address: http://vault:8200, token: {name: vault-token, key: token}}",
-    "redis": "redis: {host: redis.db.svc}",
-    "dragonfly": "dragonfly: {host: dragonfly.db.svc}",
+    "redis": "redis: {host: redis.db.svc, claim: redis-data}",
+    "dragonfly": "dragonfly: {host: dragonfly.db.svc, claim: dragonfly-data}",
     "prometheus": "prometheus: {url: http://prometheus:9090, claim: prometheus-data}",
     "files": "",
 }

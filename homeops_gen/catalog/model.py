@@ -28,6 +28,7 @@ from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
     "Catalog",
+    "JobSettings",
     "Offsite",
     "Origin",
     "Retention",
@@ -89,6 +90,41 @@ class Offsite:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """How a service's backup CronJobs run."""
+
+    image: str
+    shell: str
+    concurrency_policy: str
+    #: ``None``: derived from each job's schedule (see :meth:`starting_deadline`).
+    starting_deadline_seconds: int | None
+    successful_jobs_history_limit: int
+    failed_jobs_history_limit: int
+    backoff_limit: int
+    active_deadline_seconds: int
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+
+    def starting_deadline(self, schedule: Schedule) -> int:
+        """Seconds a missed run may still start: a quarter of the largest gap, 60 s to 1 h.
+
+        A deadline of a few seconds loses the run whenever the controller is briefly late.
+        """
+        if self.starting_deadline_seconds is not None:
+            return self.starting_deadline_seconds
+        quarter = int(schedule.max_gap().total_seconds()) // 4
+        return max(60, min(3600, quarter))
+
+
+@dataclass(frozen=True)
+class NfsVolumeModule:
+    source: str
+    claim_output: str
+    #: Whether homeops_gen generates the module (``source`` is then relative to a stack).
+    generated: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     timezone: str
     nfs_server: str
@@ -99,6 +135,8 @@ class Settings:
     offsite_incremental: Schedule | None
     offsite_full_sync: Schedule | None
     offsite_exclude: tuple[OffsiteExcludeSpec, ...]
+    nfs_capacity: str
+    nfs_volume_module: NfsVolumeModule
 
 
 @dataclass(frozen=True)
@@ -118,6 +156,7 @@ class Service:
     integrity: Schedule | None
     #: NFS directory the application-level backups are written to.
     backup_path: str
+    job: JobSettings
     #: The engine's connection block with its defaults filled in, or ``None``.
     connection: Spec | None
     volsync: VolsyncSpec | None

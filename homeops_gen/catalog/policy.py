@@ -9,10 +9,14 @@ rules are checked here as well; every finding is collected (nothing stops at the
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from homeops_gen.catalog.model import (
     Catalog,
+    JobSettings,
+    NfsVolumeModule,
     Offsite,
     Origin,
     Retention,
@@ -25,7 +29,10 @@ from homeops_gen.catalog.spec import (
     CatalogSpec,
     ChurnDefaultsSpec,
     EngineSpecs,
+    JobSpec,
     Method,
+    ResourcesSpec,
+    ServiceJobSpec,
     ServiceSpec,
     SettingsSpec,
     Spec,
@@ -33,7 +40,9 @@ from homeops_gen.catalog.spec import (
 from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence
 
-__all__ = ["BUILTIN_CHURN_DEFAULTS", "check_partial", "resolve_catalog"]
+__all__ = ["BUILTIN_CHURN_DEFAULTS", "DEFAULT_IMAGES", "check_partial", "resolve_catalog"]
+
+_T = TypeVar("_T")
 
 #: Cadence and retention by churn when ``settings.defaults.churn`` does not say: databases
 #: that change all day are dumped daily and kept two weeks, quiet state weekly for a month
@@ -53,6 +62,27 @@ SNAPSHOT_LAYER_BY_STORAGE: dict[str, SnapshotLayer] = {
     "proxmox-lvm": "lvm",
 }
 INTEGRITY_ENGINES = frozenset({"sqlite"})
+#: Default image pin and shell per engine. Each shell supports ``set -o pipefail``
+#: (Debian's dash does not, so Debian-based images run bash).
+DEFAULT_IMAGES: dict[str, tuple[str, str]] = {
+    "postgresql": ("docker.io/library/postgres:17.2", "/bin/bash"),
+    "mysql": ("docker.io/library/mariadb:11.4.4", "/bin/bash"),
+    "sqlite": ("docker.io/keinos/sqlite3:3.47.2", "/bin/sh"),
+    "etcd": ("docker.io/bitnami/etcd:3.5.17", "/bin/bash"),
+    "vault": ("docker.io/hashicorp/vault:1.18.3", "/bin/sh"),
+    "redis": ("docker.io/library/redis:7.4.2-alpine", "/bin/sh"),
+    "dragonfly": ("docker.io/library/redis:7.4.2-alpine", "/bin/sh"),
+    "prometheus": ("docker.io/library/alpine:3.21.0", "/bin/sh"),
+    "files": ("docker.io/library/alpine:3.21.0", "/bin/sh"),
+}
+BUILTIN_JOB = JobSpec(
+    concurrency_policy="Forbid",
+    successful_jobs_history_limit=3,
+    failed_jobs_history_limit=3,
+    backoff_limit=1,
+    active_deadline_seconds=4 * 3600,
+    resources=ResourcesSpec(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "1Gi"}),
+)
 
 
 @dataclass
@@ -155,7 +185,14 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         full_sync = resolver.cadence(
             offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync")
         )
+    module = spec.terraform.nfs_volume_module
     return Settings(
+        nfs_capacity=spec.nfs.capacity,
+        nfs_volume_module=(
+            NfsVolumeModule(module.source, module.claim_output, generated=False)
+            if module is not None
+            else NfsVolumeModule("../../modules/nfs-backup-volume", "claim_name", generated=True)
+        ),
         timezone=spec.timezone,
         nfs_server=spec.nfs.server,
         nfs_backup_root=spec.nfs.backup_root,
@@ -324,6 +361,9 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     offsite, origins["offsite"] = _resolve_offsite(spec, loc)
     snapshot_layer, origins["snapshot_layer"] = _resolve_snapshots(resolver, loc, spec)
     backup_path, origins["backup_path"] = _resolve_backup_path(resolver, loc, spec)
+    _check_mount_paths(resolver, loc, spec)
+    _check_job_names(resolver, loc, spec, methods)
+    job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
     return Service(
@@ -341,6 +381,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         snapshot_layer=snapshot_layer,
         integrity=integrity,
         backup_path=backup_path,
+        job=job,
         connection=connection,
         volsync=spec.volsync,
         cnpg=spec.cnpg,
@@ -417,6 +458,77 @@ def _resolve_backup_path(
     return f"{root}/{spec.name}-backup", Origin(
         "policy", "<settings.nfs.backup_root>/<name>-backup"
     )
+
+
+def _resolve_job(settings: SettingsSpec, spec: ServiceSpec) -> JobSettings:
+    """Each knob from the service's ``job``, else ``settings.jobs``, else the built-in."""
+    layers: list[JobSpec] = [j for j in (spec.job, settings.jobs, BUILTIN_JOB) if j is not None]
+    image, shell = DEFAULT_IMAGES[spec.engine]
+    own = spec.job or ServiceJobSpec()
+    resources = _first(j.resources for j in layers)
+    return JobSettings(
+        image=_first([own.image, settings.jobs.images.get(spec.engine), image]),
+        shell=_first([own.shell, shell]),
+        concurrency_policy=_first(j.concurrency_policy for j in layers),
+        starting_deadline_seconds=next(
+            (j.starting_deadline_seconds for j in layers if j.starting_deadline_seconds), None
+        ),
+        successful_jobs_history_limit=_first(j.successful_jobs_history_limit for j in layers),
+        failed_jobs_history_limit=_first(j.failed_jobs_history_limit for j in layers),
+        backoff_limit=_first(j.backoff_limit for j in layers),
+        active_deadline_seconds=_first(j.active_deadline_seconds for j in layers),
+        requests=dict(sorted(resources.requests.items())),
+        limits=dict(sorted(resources.limits.items())),
+    )
+
+
+def _first(values: Iterable[_T | None]) -> _T:
+    """The first value that is set; the built-in layer guarantees there is one."""
+    return next(v for v in values if v)
+
+
+def _check_mount_paths(resolver: _Resolver, loc: Location, spec: ServiceSpec) -> None:
+    """Paths the job reads must lie below the folder where it mounts the claim."""
+    block = getattr(spec, spec.engine)
+    mount = getattr(block, "mount_path", None)
+    if block is None or mount is None:
+        return
+    inside = [("database", getattr(block, "database", None))]
+    inside += [
+        (f"{field}[{i}]", p)
+        for field in ("extra_paths", "paths")
+        for i, p in enumerate(getattr(block, field, ()))
+    ]
+    for name, path in inside:
+        if path is not None and not (path + "/").startswith(mount.rstrip("/") + "/"):
+            resolver.report(
+                (*loc, spec.engine, *_split_field(name)), f"{path} is not below mount_path {mount}"
+            )
+
+
+#: Kubernetes refuses CronJob names longer than 52 characters (the Job name gets a suffix).
+CRONJOB_NAME_LIMIT = 52
+
+
+def _check_job_names(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, methods: tuple[Method, ...]
+) -> None:
+    suffixes = (["-backup"] if "dump" in methods else []) + (
+        ["-integrity-check"] if spec.integrity is not None else []
+    )
+    for suffix in suffixes:
+        if len(spec.name + suffix) > CRONJOB_NAME_LIMIT:
+            resolver.report(
+                (*loc, "name"),
+                f"the CronJob name {spec.name + suffix!r} is longer than "
+                f"{CRONJOB_NAME_LIMIT} characters; use a shorter service name",
+            )
+            return
+
+
+def _split_field(name: str) -> Location:
+    field, _, index = name.partition("[")
+    return (field, int(index.rstrip("]"))) if index else (field,)
 
 
 def _check_unique(

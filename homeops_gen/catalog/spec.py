@@ -93,6 +93,13 @@ Hostname = Annotated[
 ]
 
 
+def _pinned(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    if "@sha256:" not in image and (":" not in last or last.endswith(":latest")):
+        raise ValueError(f"{image!r} is not pinned: add a version tag or a @sha256 digest")
+    return image
+
+
 def _no_dot_segments(path: str) -> str:
     if any(part in (".", "..") for part in path.split("/")):
         raise ValueError(f"{path!r} has a '.' or '..' segment")
@@ -159,6 +166,28 @@ TimeZone = Annotated[
     str, Matching(r"[A-Za-z]+(/[A-Za-z0-9_+-]+)*", "an IANA time zone such as Europe/Berlin", 64)
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
+ResourceQuantity = Annotated[
+    str,
+    Matching(
+        r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?", "a resource quantity such as 50m or 64Mi"
+    ),
+]
+#: A container image pinned by tag or digest (``:latest`` is not a pin).
+Image = Annotated[
+    str,
+    Matching(
+        r"[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?",
+        "an image reference such as docker.io/library/postgres:17.2",
+        255,
+    ),
+    AfterValidator(_pinned),
+]
+ModuleSource = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z0-9._/:@?=&+-]+", "a Terraform module source (path, registry or git URL)", 512
+    ),
+]
 
 StorageClass = Literal["iscsi", "nfs", "local-hostpath", "proxmox-lvm", "local-disk"]
 Churn = Literal["low", "medium", "high"]
@@ -185,6 +214,8 @@ class NfsSpec(Spec):
     server: Hostname
     #: Each service's backups go to ``<backup_root>/<name>-backup`` unless it sets ``backup_path``.
     backup_root: AbsPath
+    #: Size of each service's NFS backup volume (informational for NFS, required by the API).
+    capacity: Quantity = "50Gi"
 
 
 class ObjectStoreSpec(Spec):
@@ -226,6 +257,48 @@ class DefaultsSpec(Spec):
     churn: dict[Churn, ChurnDefaultsSpec] = Field(default_factory=dict)
 
 
+class ResourcesSpec(Spec):
+    requests: dict[Literal["cpu", "memory"], ResourceQuantity] = Field(default_factory=dict)
+    limits: dict[Literal["cpu", "memory"], ResourceQuantity] = Field(default_factory=dict)
+
+
+class JobSpec(Spec):
+    """CronJob settings; ``settings.jobs`` sets defaults, a service's ``job`` overrides them."""
+
+    concurrency_policy: Literal["Forbid", "Replace", "Allow"] | None = None
+    #: Default: a quarter of the schedule's largest gap, between 60 s and one hour.
+    starting_deadline_seconds: Annotated[int, Field(ge=10)] | None = None
+    successful_jobs_history_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    failed_jobs_history_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    backoff_limit: Annotated[int, Field(ge=0, le=20)] | None = None
+    active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
+    resources: ResourcesSpec | None = None
+
+
+class ServiceJobSpec(JobSpec):
+    #: The container image, pinned by tag or digest (default: per engine, settings.jobs.images).
+    image: Image | None = None
+    #: The image's shell; must support ``set -o pipefail`` (bash, busybox ash; not dash).
+    shell: Literal["/bin/sh", "/bin/bash"] | None = None
+
+
+class JobDefaultsSpec(JobSpec):
+    images: dict[Engine, Image] = Field(default_factory=dict)
+
+
+class NfsVolumeModuleSpec(Spec):
+    """A Terraform module of your own that provides the NFS backup volume claim."""
+
+    source: ModuleSource
+    #: The module output holding the PersistentVolumeClaim's name.
+    claim_output: Annotated[str, Matching(r"[a-z_][a-z0-9_]*", "a Terraform identifier", 64)]
+
+
+class TerraformSpec(Spec):
+    #: Default: the module generated into out/terraform/modules/nfs-backup-volume.
+    nfs_volume_module: NfsVolumeModuleSpec | None = None
+
+
 class SettingsSpec(Spec):
     #: IANA time zone for every CronJob schedule.
     timezone: TimeZone = "Etc/UTC"
@@ -234,6 +307,8 @@ class SettingsSpec(Spec):
     object_stores: dict[DnsLabel, ObjectStoreSpec] = Field(default_factory=dict)
     offsite: OffsiteSettingsSpec | None = None
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+    jobs: JobDefaultsSpec = Field(default_factory=JobDefaultsSpec)
+    terraform: TerraformSpec = Field(default_factory=TerraformSpec)
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -262,6 +337,8 @@ class MysqlSpec(Spec):
 
 class SqliteSpec(Spec):
     claim: DnsSubdomain
+    #: Where the backup job mounts the claim; ``database`` and ``extra_paths`` lie below it.
+    mount_path: AbsPath = "/data"
     database: AbsPath
     #: Files and folders copied next to each backup (Vaultwarden: RSA keys, attachments, ...).
     extra_paths: tuple[AbsPath, ...] = ()
@@ -281,17 +358,24 @@ class RedisSpec(Spec):
     host: Hostname
     port: Port = 6379
     password: SecretRef | None = None
-    claim: DnsSubdomain | None = None
+    #: The data volume, mounted at ``data_dir``, from which the RDB file is copied.
+    claim: DnsSubdomain
+    data_dir: AbsPath = "/data"
+    rdb_file: Annotated[str, Matching(r"[A-Za-z0-9._-]+", "a file name", 255)] = "dump.rdb"
 
 
 class PrometheusSpec(Spec):
     url: Url
+    #: The TSDB volume, mounted at ``data_dir`` (snapshots appear in ``<data_dir>/snapshots``).
     claim: DnsSubdomain
+    data_dir: AbsPath = "/prometheus"
 
 
 class FilesSpec(Spec):
     claim: DnsSubdomain
-    paths: tuple[AbsPath, ...] = ("/data",)
+    mount_path: AbsPath = "/data"
+    #: What to archive, below ``mount_path`` (default: all of it).
+    paths: tuple[AbsPath, ...] = ()
 
 
 #: The engine block a service may carry, by engine name.
@@ -361,6 +445,7 @@ class ServiceSpec(Spec):
     #: Cadence of a standalone integrity-check job (SQLite only).
     integrity: str | None = None
     backup_path: AbsPath | None = None
+    job: ServiceJobSpec | None = None
     postgresql: PostgresqlSpec | None = None
     mysql: MysqlSpec | None = None
     sqlite: SqliteSpec | None = None

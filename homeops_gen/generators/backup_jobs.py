@@ -1,0 +1,233 @@
+"""Terraform stacks of application-level backup CronJobs (``out/terraform/``).
+
+One stack per service with the ``dump`` method, ``stacks/<service>/backup.tf``: the NFS
+backup volume (a generated module, or the catalog's own) and a ``kubernetes_cron_job_v1``
+running the engine's recipe from ``templates/scripts/``; SQLite services with an
+``integrity`` cadence get a second CronJob that pushes ``sqlite_integrity_ok``.
+
+Every catalog value reaches the job as an environment variable (HCL-escaped), never as
+shell text, so no value is ever parsed by the shell; the scripts quote every expansion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.catalog.spec import (
+    EtcdSpec,
+    FilesSpec,
+    MysqlSpec,
+    PostgresqlSpec,
+    PrometheusSpec,
+    RedisSpec,
+    SecretRef,
+    SqliteSpec,
+    VaultSpec,
+)
+from homeops_gen.plan import OutputFile, TemplateRender
+from homeops_gen.registry import register_generator
+from homeops_gen.schedule import WEEKDAYS, Schedule
+
+__all__ = ["BACKUP_MOUNT", "CronJob", "EnvVar", "cron_jobs", "generate_backup_stacks"]
+
+#: Where every backup job mounts its NFS backup volume.
+BACKUP_MOUNT = "/backup"
+#: The Pushgateway groups the scripts push to (see templates/scripts/).
+BACKUP_METRICS_JOB = "homeops_backup"
+INTEGRITY_METRICS_JOB = "homeops_integrity"
+_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None = None
+    secret: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    #: Exactly one of: a claim name, an HCL expression giving a claim name, a host path.
+    claim: str | None = None
+    claim_expression: str | None = None
+    host_path: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """One ``kubernetes_cron_job_v1`` and the script its container runs."""
+
+    resource: str
+    name: str
+    component: str
+    title: str
+    script: str
+    schedule: Schedule
+    env: tuple[EnvVar, ...]
+    mounts: tuple[Mount, ...]
+    volumes: tuple[Volume, ...]
+    control_plane: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[Volume]]:
+    """Environment, mounts and volumes that connect the recipe to its engine."""
+    c = service.connection
+    if isinstance(c, PostgresqlSpec):
+        env = [
+            EnvVar("PGHOST", c.host),
+            EnvVar("PGPORT", str(c.port)),
+            EnvVar("PGUSER", c.user),
+            EnvVar("PG_DATABASES", " ".join(c.databases)),
+        ]
+        return env + _secret("PGPASSWORD", c.password), [], []
+    if isinstance(c, MysqlSpec):
+        env = [
+            EnvVar("MYSQL_HOST", c.host),
+            EnvVar("MYSQL_PORT", str(c.port)),
+            EnvVar("MYSQL_USER", c.user),
+        ]
+        return env + _secret("MYSQL_PWD", c.password), [], []
+    if isinstance(c, SqliteSpec):
+        env = [
+            EnvVar("SQLITE_ROOT", c.mount_path),
+            EnvVar("SQLITE_DATABASE", c.database),
+            EnvVar("SQLITE_EXTRA_PATHS", " ".join(c.extra_paths)),
+        ]
+        return env, [Mount("data", c.mount_path)], [Volume("data", claim=c.claim)]
+    if isinstance(c, EtcdSpec):
+        env = [EnvVar("ETCD_ENDPOINTS", c.endpoints), EnvVar("ETCD_CERT_DIR", c.cert_dir)]
+        return (
+            env,
+            [Mount("etcd-certs", c.cert_dir, read_only=True)],
+            [Volume("etcd-certs", host_path=c.cert_dir)],
+        )
+    if isinstance(c, VaultSpec):
+        return [EnvVar("VAULT_ADDR", c.address), *_secret("VAULT_TOKEN", c.token)], [], []
+    if isinstance(c, RedisSpec):
+        env = [
+            EnvVar("REDIS_HOST", c.host),
+            EnvVar("REDIS_PORT", str(c.port)),
+            EnvVar("REDIS_DATA_DIR", c.data_dir),
+            EnvVar("REDIS_RDB_FILE", c.rdb_file),
+            *_secret("REDISCLI_AUTH", c.password),
+        ]
+        return (
+            env,
+            [Mount("data", c.data_dir, read_only=True)],
+            [Volume("data", claim=c.claim, read_only=True)],
+        )
+    if isinstance(c, PrometheusSpec):
+        env = [EnvVar("PROMETHEUS_URL", c.url), EnvVar("PROMETHEUS_DATA_DIR", c.data_dir)]
+        return env, [Mount("data", c.data_dir)], [Volume("data", claim=c.claim)]
+    if isinstance(c, FilesSpec):
+        relative = [p.removeprefix(c.mount_path.rstrip("/") + "/") for p in c.paths]
+        env = [EnvVar("FILES_ROOT", c.mount_path), EnvVar("FILES_PATHS", " ".join(relative))]
+        return (
+            env,
+            [Mount("data", c.mount_path, read_only=True)],
+            [Volume("data", claim=c.claim, read_only=True)],
+        )
+    raise ValueError(f"{service.name}: no backup recipe for engine {service.engine!r}")
+
+
+def _secret(name: str, ref: SecretRef | None) -> list[EnvVar]:
+    return [EnvVar(name, secret=ref)] if ref is not None else []
+
+
+def _retention_env(service: Service) -> EnvVar:
+    retention = service.retention
+    if retention.copies is not None:
+        return EnvVar("RETENTION_COPIES", str(retention.copies))
+    assert retention.period is not None
+    return EnvVar("RETENTION_MINUTES", str(int(retention.period.total_seconds()) // 60))
+
+
+def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
+    """The CronJobs of ``service``'s stack: its backup, and its integrity check if any."""
+    common = [
+        EnvVar("SERVICE", service.name),
+        EnvVar("TZ", catalog.settings.timezone),
+        EnvVar("PUSHGATEWAY_URL", catalog.settings.pushgateway),
+    ]
+    env, mounts, volumes = _connection_env(service)
+    backup_volume = Volume(
+        "backup",
+        claim_expression=f"module.backup_volume.{catalog.settings.nfs_volume_module.claim_output}",
+    )
+    jobs = [
+        CronJob(
+            resource="backup",
+            name=f"{service.name}-backup",
+            component="backup",
+            title=f"{service.engine} backup",
+            script=f"scripts/{'redis' if service.engine == 'dragonfly' else service.engine}.sh.j2",
+            schedule=service.schedule,
+            env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
+            mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
+            volumes=(backup_volume, *volumes),
+            control_plane=service.engine == "etcd",
+        )
+    ]
+    if service.integrity is not None and isinstance(service.connection, SqliteSpec):
+        jobs.append(
+            CronJob(
+                resource="integrity_check",
+                name=f"{service.name}-integrity-check",
+                component="integrity-check",
+                title="SQLite integrity check",
+                script="scripts/sqlite-integrity.sh.j2",
+                schedule=service.integrity,
+                env=(*common, *(e for e in env if e.name == "SQLITE_DATABASE")),
+                mounts=tuple(mounts),
+                volumes=tuple(volumes),
+            )
+        )
+    return jobs
+
+
+def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, Any]:
+    schedule = job.schedule
+    return {
+        "job": job,
+        "title": job.title,
+        "first_weekday": schedule.first_weekday,
+        "weekday_name": (
+            WEEKDAYS[schedule.first_weekday].capitalize()
+            if schedule.first_weekday is not None
+            else ""
+        ),
+        "starting_deadline_seconds": service.job.starting_deadline(schedule),
+        "timezone": catalog.settings.timezone,
+        "control_plane_label": _CONTROL_PLANE,
+    }
+
+
+@register_generator("backup-jobs", description="out/terraform: backup CronJobs per service")
+def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
+    services = [s for s in catalog.services if s.uses("dump")]
+    module = catalog.settings.nfs_volume_module
+    if services and module.generated:
+        for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+            yield OutputFile(
+                f"terraform/modules/nfs-backup-volume/{name}",
+                TemplateRender(f"terraform/modules/nfs-backup-volume/{name}.j2"),
+            )
+    for service in services:
+        jobs = [_job_context(catalog, service, job) for job in cron_jobs(catalog, service)]
+        context = {"service": service, "settings": catalog.settings, "module": module, "jobs": jobs}
+        stack = f"terraform/stacks/{service.name}"
+        yield OutputFile(f"{stack}/backup.tf", TemplateRender("terraform/backup.tf.j2", context))
+        yield OutputFile(f"{stack}/versions.tf", TemplateRender("terraform/versions.tf.j2"))
