@@ -118,3 +118,17 @@ def require_tool(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is required under CI=true (.ci/run installs it)")
     pytest.skip(f"{name} is not installed")
+
+
+# The real-engine harness: importing its fixtures here makes them available to every module.
+pytest.register_assert_rewrite("engines", "jobs")
+from engines import (  # noqa: E402, F401
+    mariadb,
+    mariadb_restore,
+    postgres,
+    postgres_restore,
+    prometheus_admin,
+    pushgateway,
+    redis,
+    stubs,
+)
