@@ -12,7 +12,7 @@ shell text, so no value is ever parsed by the shell; the scripts quote every exp
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
@@ -31,7 +31,15 @@ from homeops_gen.plan import OutputFile, TemplateRender
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import WEEKDAYS, Schedule
 
-__all__ = ["BACKUP_MOUNT", "CronJob", "EnvVar", "cron_jobs", "generate_backup_stacks"]
+__all__ = [
+    "BACKUP_METRICS_JOB",
+    "BACKUP_MOUNT",
+    "INTEGRITY_METRICS_JOB",
+    "CronJob",
+    "EnvVar",
+    "cron_jobs",
+    "generate_backup_stacks",
+]
 
 #: Where every backup job mounts its NFS backup volume.
 BACKUP_MOUNT = "/backup"
@@ -79,7 +87,8 @@ class CronJob:
     mounts: tuple[Mount, ...]
     volumes: tuple[Volume, ...]
     control_plane: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The Pushgateway job (group) the script pushes its metrics to.
+    metrics_job: str = BACKUP_METRICS_JOB
 
 
 def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[Volume]]:
@@ -193,6 +202,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 env=(*common, *(e for e in env if e.name == "SQLITE_DATABASE")),
                 mounts=tuple(mounts),
                 volumes=tuple(volumes),
+                metrics_job=INTEGRITY_METRICS_JOB,
             )
         )
     return jobs
@@ -203,6 +213,7 @@ def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, 
     return {
         "job": job,
         "title": job.title,
+        "metrics_job": job.metrics_job,
         "first_weekday": schedule.first_weekday,
         "weekday_name": (
             WEEKDAYS[schedule.first_weekday].capitalize()
