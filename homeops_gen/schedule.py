@@ -26,6 +26,7 @@ __all__ = [
     "format_duration",
     "parse_cadence",
     "parse_cron",
+    "posix_tz",
     "stagger_seed",
 ]
 
@@ -262,3 +263,26 @@ def format_duration(span: dt.timedelta) -> str:
     if minutes % 1440 == 0:
         return f"{minutes // 1440}d"
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def posix_tz(zone: str) -> str | None:
+    """The POSIX ``TZ`` rule for an IANA zone (``Europe/London`` → ``GMT0BST,M3.5.0/1,M10.5.0``).
+
+    Read from the footer of the zone's TZif file. Unlike the zone name, a POSIX rule works in
+    any container, with or without zoneinfo files (Alpine images have none). ``None`` when the
+    zone file is not found or has no footer.
+    """
+    import zoneinfo
+    from pathlib import Path
+
+    for base in zoneinfo.TZPATH:
+        path = Path(base) / zone
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if not data.startswith(b"TZif") or data[4:5] in (b"\0", b""):
+            return None  # version 1 files carry no rule
+        footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
+        return footer or None
+    return None

@@ -75,7 +75,7 @@ def test_backup_job_follows_the_catalog(name: str) -> None:
     assert env["SERVICE"] == name
     assert env["BACKUP_DIR"] == "/backup"
     assert env["PUSHGATEWAY_URL"] == CATALOG.settings.pushgateway
-    assert env["TZ"] == CATALOG.settings.timezone
+    assert env["TZ"] == CATALOG.settings.container_timezone == "GMT0BST,M3.5.0/1,M10.5.0"
     retention = service.retention
     if retention.copies is not None:
         assert env["RETENTION_COPIES"] == str(retention.copies)

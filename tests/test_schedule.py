@@ -430,3 +430,21 @@ def _reference_max_gap(cron: str, first_weekday: int | None) -> dt.timedelta:
 def test_max_gap_matches_brute_force(cron: str, first_weekday: int | None) -> None:
     expected = _reference_max_gap(cron, first_weekday)
     assert Schedule(cron, first_weekday=first_weekday).max_gap() == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "rule"),
+    [
+        ("Europe/London", "GMT0BST,M3.5.0/1,M10.5.0"),
+        ("Etc/UTC", "UTC0"),
+        ("Asia/Kolkata", "IST-5:30"),
+        ("Etc/GMT+5", "<-05>5"),
+        ("Nowhere/Atlantis", None),
+    ],
+)
+def test_posix_tz_gives_containers_a_rule_that_needs_no_zoneinfo(
+    zone: str, rule: str | None
+) -> None:
+    from homeops_gen.schedule import posix_tz
+
+    assert posix_tz(zone) == rule

@@ -127,6 +127,8 @@ class NfsVolumeModule:
 @dataclass(frozen=True)
 class Settings:
     timezone: str
+    #: The same zone as a POSIX rule for containers (``TZ``); the name if no rule was found.
+    container_timezone: str
     nfs_server: str
     nfs_backup_root: str
     pushgateway: str

@@ -38,7 +38,7 @@ from homeops_gen.catalog.spec import (
     Spec,
 )
 from homeops_gen.errors import Finding, Location
-from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence
+from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence, posix_tz
 
 __all__ = ["BUILTIN_CHURN_DEFAULTS", "DEFAULT_IMAGES", "check_partial", "resolve_catalog"]
 
@@ -194,6 +194,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
             else NfsVolumeModule("../../modules/nfs-backup-volume", "claim_name", generated=True)
         ),
         timezone=spec.timezone,
+        container_timezone=posix_tz(spec.timezone) or spec.timezone,
         nfs_server=spec.nfs.server,
         nfs_backup_root=spec.nfs.backup_root,
         pushgateway=spec.pushgateway,

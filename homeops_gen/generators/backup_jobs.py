@@ -142,7 +142,9 @@ def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[V
         env = [EnvVar("PROMETHEUS_URL", c.url), EnvVar("PROMETHEUS_DATA_DIR", c.data_dir)]
         return env, [Mount("data", c.data_dir)], [Volume("data", claim=c.claim)]
     if isinstance(c, FilesSpec):
-        relative = [p.removeprefix(c.mount_path.rstrip("/") + "/") for p in c.paths]
+        # "./x" so that no path can be read as a tar option; the mount itself is ".".
+        root = c.mount_path.rstrip("/")
+        relative = ["./" + p.removeprefix(root + "/") if p != root else "." for p in c.paths]
         env = [EnvVar("FILES_ROOT", c.mount_path), EnvVar("FILES_PATHS", " ".join(relative))]
         return (
             env,
@@ -168,7 +170,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
     """The CronJobs of ``service``'s stack: its backup, and its integrity check if any."""
     common = [
         EnvVar("SERVICE", service.name),
-        EnvVar("TZ", catalog.settings.timezone),
+        EnvVar("TZ", catalog.settings.container_timezone),
         EnvVar("PUSHGATEWAY_URL", catalog.settings.pushgateway),
     ]
     env, mounts, volumes = _connection_env(service)

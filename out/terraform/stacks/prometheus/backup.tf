@@ -65,18 +65,23 @@ resource "kubernetes_cron_job_v1" "backup" {
                 http_post() {
                   if command -v curl >/dev/null 2>&1; then
                     curl -fsS --max-time 60 --data-binary @- "$1"
-                  elif command -v wget >/dev/null 2>&1; then
-                    wget -q -T 60 -O - --post-data="$(cat)" "$1"
+                    return
+                  fi
+                  # "$(cat)" would drop the final newline, which the Pushgateway's parser requires.
+                  body="$(cat; echo .)"
+                  body="$${body%.}"
+                  if command -v wget >/dev/null 2>&1; then
+                    wget -q -T 60 -O - --post-data="$body" "$1"
                   else
                     http_post_dev_tcp "$1"
                   fi
                 }
 
                 # Images without curl or wget (the Debian-based database images) still have bash.
+                # Sends "$body" (set by http_post).
                 http_post_dev_tcp() {
                   [ -n "$${BASH_VERSION:-}" ] || fail "no curl, wget or bash in the image to POST to $1"
                   case "$1" in http://*) ;; *) fail "only http:// works without curl or wget: $1" ;; esac
-                  body="$(cat)"
                   rest="$${1#http://}"
                   hostport="$${rest%%/*}"
                   path="/$${rest#*/}"
@@ -105,9 +110,12 @@ resource "kubernetes_cron_job_v1" "backup" {
 
                 # Cron cannot say "first Sunday": the schedule runs on days 1-7 and this guard
                 # keeps the one that is a Sunday, in the CronJob's time zone (TZ).
-                if [ "$${TZ:-UTC}" != UTC ] && [ "$${TZ:-UTC}" != Etc/UTC ] && [ ! -e "/usr/share/zoneinfo/$TZ" ]; then
-                  fail "the image has no time zone data for $TZ, so the weekday cannot be checked"
-                fi
+                # TZ is normally a POSIX rule (GMT0BST,M3.5.0/1,...), which needs no zoneinfo; a zone name
+                # does, and without it the weekday would silently be UTC's.
+                case "$${TZ:-UTC}" in
+                  *[0-9]* | UTC | Etc/UTC) ;;
+                  *) [ -e "/usr/share/zoneinfo/$TZ" ] || fail "no time zone data for $TZ in this image" ;;
+                esac
                 if [ "$(date +%w)" != 0 ]; then
                   log "not the first Sunday of the month; nothing to do"
                   exit 0
@@ -123,12 +131,14 @@ resource "kubernetes_cron_job_v1" "backup" {
                 }
                 trap cleanup EXIT
 
+                # A run killed before its cleanup leaves a partial folder behind; remove those of past days.
+                find "$BACKUP_DIR" -maxdepth 1 -name ".$SERVICE-*.partial" -mmin +1440 -exec rm -rf {} \; 2>/dev/null || true
                 # Fails when the backup volume is missing or not writable, before anything else runs.
                 mkdir "$WORK"
 
                 # Needs Prometheus started with --web.enable-admin-api.
                 reply="$(http_post "$${PROMETHEUS_URL%/}/api/v1/admin/tsdb/snapshot" < /dev/null)"
-                name="$(printf '%s' "$reply" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')"
+                name="$(printf '%s' "$reply" | sed -n 's/.*"name"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')"
                 case "$name" in
                   '' | *[!A-Za-z0-9_-]*) fail "no snapshot name in the answer: $reply" ;;
                 esac
@@ -138,7 +148,8 @@ resource "kubernetes_cron_job_v1" "backup" {
                 tar -C "$PROMETHEUS_DATA_DIR/snapshots" -czf "$WORK/tsdb.tar.gz" "$name"
                 gzip -t "$WORK/tsdb.tar.gz"
 
-                # Only a complete, verified backup gets its final name.
+                # Only a complete, verified backup gets its final name (never inside an existing one).
+                [ ! -e "$FINAL" ] || fail "$FINAL already exists"
                 mv "$WORK" "$FINAL"
                 SIZE_BYTES="$(( $(du -sk "$FINAL" | cut -f1) * 1024 ))"
 
@@ -181,7 +192,7 @@ resource "kubernetes_cron_job_v1" "backup" {
 
               env {
                 name  = "TZ"
-                value = "Europe/London"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
               }
 
               env {

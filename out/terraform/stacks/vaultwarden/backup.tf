@@ -65,18 +65,23 @@ resource "kubernetes_cron_job_v1" "backup" {
                 http_post() {
                   if command -v curl >/dev/null 2>&1; then
                     curl -fsS --max-time 60 --data-binary @- "$1"
-                  elif command -v wget >/dev/null 2>&1; then
-                    wget -q -T 60 -O - --post-data="$(cat)" "$1"
+                    return
+                  fi
+                  # "$(cat)" would drop the final newline, which the Pushgateway's parser requires.
+                  body="$(cat; echo .)"
+                  body="$${body%.}"
+                  if command -v wget >/dev/null 2>&1; then
+                    wget -q -T 60 -O - --post-data="$body" "$1"
                   else
                     http_post_dev_tcp "$1"
                   fi
                 }
 
                 # Images without curl or wget (the Debian-based database images) still have bash.
+                # Sends "$body" (set by http_post).
                 http_post_dev_tcp() {
                   [ -n "$${BASH_VERSION:-}" ] || fail "no curl, wget or bash in the image to POST to $1"
                   case "$1" in http://*) ;; *) fail "only http:// works without curl or wget: $1" ;; esac
-                  body="$(cat)"
                   rest="$${1#http://}"
                   hostport="$${rest%%/*}"
                   path="/$${rest#*/}"
@@ -113,6 +118,8 @@ resource "kubernetes_cron_job_v1" "backup" {
                 }
                 trap cleanup EXIT
 
+                # A run killed before its cleanup leaves a partial folder behind; remove those of past days.
+                find "$BACKUP_DIR" -maxdepth 1 -name ".$SERVICE-*.partial" -mmin +1440 -exec rm -rf {} \; 2>/dev/null || true
                 # Fails when the backup volume is missing or not writable, before anything else runs.
                 mkdir "$WORK"
 
@@ -136,7 +143,8 @@ resource "kubernetes_cron_job_v1" "backup" {
                   cp -a "$path" "$WORK/files/$relative"
                 done
 
-                # Only a complete, verified backup gets its final name.
+                # Only a complete, verified backup gets its final name (never inside an existing one).
+                [ ! -e "$FINAL" ] || fail "$FINAL already exists"
                 mv "$WORK" "$FINAL"
                 SIZE_BYTES="$(( $(du -sk "$FINAL" | cut -f1) * 1024 ))"
 
@@ -179,7 +187,7 @@ resource "kubernetes_cron_job_v1" "backup" {
 
               env {
                 name  = "TZ"
-                value = "Europe/London"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
               }
 
               env {
@@ -310,18 +318,23 @@ resource "kubernetes_cron_job_v1" "integrity_check" {
                 http_post() {
                   if command -v curl >/dev/null 2>&1; then
                     curl -fsS --max-time 60 --data-binary @- "$1"
-                  elif command -v wget >/dev/null 2>&1; then
-                    wget -q -T 60 -O - --post-data="$(cat)" "$1"
+                    return
+                  fi
+                  # "$(cat)" would drop the final newline, which the Pushgateway's parser requires.
+                  body="$(cat; echo .)"
+                  body="$${body%.}"
+                  if command -v wget >/dev/null 2>&1; then
+                    wget -q -T 60 -O - --post-data="$body" "$1"
                   else
                     http_post_dev_tcp "$1"
                   fi
                 }
 
                 # Images without curl or wget (the Debian-based database images) still have bash.
+                # Sends "$body" (set by http_post).
                 http_post_dev_tcp() {
                   [ -n "$${BASH_VERSION:-}" ] || fail "no curl, wget or bash in the image to POST to $1"
                   case "$1" in http://*) ;; *) fail "only http:// works without curl or wget: $1" ;; esac
-                  body="$(cat)"
                   rest="$${1#http://}"
                   hostport="$${rest%%/*}"
                   path="/$${rest#*/}"
@@ -373,7 +386,7 @@ resource "kubernetes_cron_job_v1" "integrity_check" {
 
               env {
                 name  = "TZ"
-                value = "Europe/London"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
               }
 
               env {
