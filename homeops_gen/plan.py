@@ -34,6 +34,8 @@ class YamlDocuments:
     """One or more YAML documents, serialised from data (never templated text)."""
 
     documents: tuple[Any, ...]
+    #: Comment lines written after the header, before the first document.
+    comment: str = ""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def render_plan(plan: Plan, template_dirs: Sequence[Path] = ()) -> dict[str, byt
 def render_file(output: OutputFile, template_dirs: tuple[Path, ...] = ()) -> bytes:
     payload = output.payload
     if isinstance(payload, YamlDocuments):
-        body = to_yaml(payload.documents)
+        comment = "".join(f"# {line}".rstrip() + "\n" for line in payload.comment.splitlines())
+        body = comment + to_yaml(payload.documents)
     elif isinstance(payload, TemplateRender):
         body = _render_template(payload, template_dirs, output.path)
     elif isinstance(payload, Text):

@@ -21,7 +21,6 @@ from homeops_gen.catalog.spec import (
     ObjectStoreSpec,
     OffsiteExcludeSpec,
     Spec,
-    VolsyncSpec,
 )
 from homeops_gen.errors import Location
 from homeops_gen.schedule import Schedule, format_duration
@@ -35,6 +34,8 @@ __all__ = [
     "Service",
     "Settings",
     "SnapshotLayer",
+    "VolsyncApp",
+    "VolsyncSettings",
     "parse_retention",
 ]
 
@@ -117,6 +118,47 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class VolsyncSettings:
+    """Defaults of the VolSync component (``settings.volsync``, resolved)."""
+
+    nfs_server: str
+    kopia_nfs_path: str
+    storage_class: str
+    snapshot_class: str
+    cache_storage_class: str
+    cache_capacity: str
+    uid: int
+    gid: int
+    kopia_compression: str
+    kopia_parallelism: int
+    secret_store_kind: str
+    secret_store_name: str
+    kopia_secret_key: str
+    r2_secret_key: str
+    #: The offsite object store (``None``: no restic copy to R2).
+    r2: ObjectStoreSpec | None
+    maintenance_namespace: str
+    maintenance_schedule: Schedule
+    flux_namespace: str
+
+
+@dataclass(frozen=True)
+class VolsyncApp:
+    """One app's VolSync values: what its Flux Kustomization substitutes into the component."""
+
+    claim: str
+    capacity: str
+    access_mode: str
+    cache_capacity: str
+    storage_class: str
+    snapshot_class: str
+    uid: int
+    gid: int
+    #: The Kopia schedule (the service's) and the R2 schedule (``None`` without R2).
+    r2_schedule: Schedule | None
+
+
+@dataclass(frozen=True)
 class NfsVolumeModule:
     source: str
     claim_output: str
@@ -139,6 +181,7 @@ class Settings:
     offsite_exclude: tuple[OffsiteExcludeSpec, ...]
     nfs_capacity: str
     nfs_volume_module: NfsVolumeModule
+    volsync: VolsyncSettings
 
 
 @dataclass(frozen=True)
@@ -161,7 +204,7 @@ class Service:
     job: JobSettings
     #: The engine's connection block with its defaults filled in, or ``None``.
     connection: Spec | None
-    volsync: VolsyncSpec | None
+    volsync: VolsyncApp | None
     cnpg: CnpgSpec | None
     #: Index of the service in the catalog's ``services`` list (for error positions).
     index: int

@@ -8,6 +8,7 @@ rules are checked here as well; every finding is collected (nothing stops at the
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from homeops_gen.catalog.model import (
     Service,
     Settings,
     SnapshotLayer,
+    VolsyncApp,
+    VolsyncSettings,
     parse_retention,
 )
 from homeops_gen.catalog.spec import (
@@ -31,6 +34,7 @@ from homeops_gen.catalog.spec import (
     EngineSpecs,
     JobSpec,
     Method,
+    ObjectStoreSpec,
     ResourcesSpec,
     ServiceJobSpec,
     ServiceSpec,
@@ -186,7 +190,11 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
             offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync")
         )
     module = spec.terraform.nfs_volume_module
+    volsync = _resolve_volsync_settings(resolver, spec)
+    if volsync is None:
+        return None
     return Settings(
+        volsync=volsync,
         nfs_capacity=spec.nfs.capacity,
         nfs_volume_module=(
             NfsVolumeModule(module.source, module.claim_output, generated=False)
@@ -203,6 +211,98 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         offsite_incremental=incremental,
         offsite_full_sync=full_sync,
         offsite_exclude=tuple(sorted(offsite.exclude, key=lambda e: e.pattern)) if offsite else (),
+    )
+
+
+#: The cron form VolSync's CRDs accept for ``trigger.schedule`` (numbers, no names).
+VOLSYNC_CRON = re.compile(
+    r"^(@(annually|yearly|monthly|weekly|daily|hourly))|"
+    r"((((\d+,)*\d+|(\d+(\/|-)\d+)|\*(\/\d+)?)\s?){5})$"
+)
+
+
+def _r2_store(spec: SettingsSpec) -> ObjectStoreSpec | None:
+    """The object store VolSync copies offsite to: the named one, else the first R2 store."""
+    name = spec.volsync.r2_object_store
+    if name is not None:
+        return spec.object_stores.get(name)
+    stores = sorted(spec.object_stores.items())
+    return next((store for _, store in stores if store.provider == "r2"), None)
+
+
+def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> VolsyncSettings | None:
+    v = spec.volsync
+    loc: Location = ("settings", "volsync")
+    r2 = _r2_store(spec)
+    if r2 is None and v.r2_object_store is not None:
+        resolver.report(
+            (*loc, "r2_object_store"),
+            f"object store '{v.r2_object_store}' is not defined in settings.object_stores",
+        )
+    if r2 is not None and r2.bucket is None:
+        resolver.report(
+            ("settings", "object_stores"), "the R2 object store used by VolSync needs a bucket"
+        )
+    maintenance = resolver.cadence(
+        v.maintenance_cadence, "kopia-maintenance", (*loc, "maintenance_cadence")
+    )
+    resolver.cadence(v.r2_cadence, "volsync-r2", (*loc, "r2_cadence"))
+    if maintenance is None:
+        return None
+    default_class = v.classes.get("local-hostpath")
+    return VolsyncSettings(
+        nfs_server=spec.nfs.server,
+        kopia_nfs_path=v.kopia_nfs_path or f"{spec.nfs.backup_root.rstrip('/')}/volsync-kopia",
+        storage_class=default_class.storage_class if default_class else "local-hostpath",
+        snapshot_class=default_class.snapshot_class if default_class else "local-hostpath-snapshot",
+        cache_storage_class=v.cache_storage_class,
+        cache_capacity=v.cache_capacity,
+        uid=v.uid,
+        gid=v.gid,
+        kopia_compression=v.kopia_compression,
+        kopia_parallelism=v.kopia_parallelism,
+        secret_store_kind=v.secret_store.kind,
+        secret_store_name=v.secret_store.name,
+        kopia_secret_key=v.kopia_secret_key,
+        r2_secret_key=v.r2_secret_key,
+        r2=r2,
+        maintenance_namespace=v.maintenance_namespace,
+        maintenance_schedule=maintenance,
+        flux_namespace=v.flux_namespace,
+    )
+
+
+def _resolve_volsync(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule | None
+) -> VolsyncApp | None:
+    """One app's VolSync values, from its volsync block and settings.volsync."""
+    if spec.volsync is None:
+        return None
+    v, defaults = spec.volsync, resolver.settings.volsync
+    if schedule is not None and (
+        schedule.first_weekday is not None or not VOLSYNC_CRON.match(schedule.cron)
+    ):
+        resolver.report(
+            (*loc, "cadence"),
+            f"VolSync cannot run cron {schedule.description!r}: its schedules take "
+            "numbers only (no names) and no first-weekday guard",
+        )
+    classes = defaults.classes.get(spec.storage)
+    r2_schedule = None
+    if _r2_store(resolver.settings) is not None:
+        r2_schedule = resolver.cadence(
+            defaults.r2_cadence, f"{spec.name}-r2", ("settings", "volsync", "r2_cadence")
+        )
+    return VolsyncApp(
+        claim=v.claim or spec.name,
+        capacity=v.capacity,
+        access_mode=v.access_mode,
+        cache_capacity=v.cache_capacity or defaults.cache_capacity,
+        storage_class=classes.storage_class if classes else spec.storage,
+        snapshot_class=classes.snapshot_class if classes else f"{spec.storage}-snapshot",
+        uid=defaults.uid if v.uid is None else v.uid,
+        gid=defaults.gid if v.gid is None else v.gid,
+        r2_schedule=r2_schedule,
     )
 
 
@@ -364,6 +464,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     backup_path, origins["backup_path"] = _resolve_backup_path(resolver, loc, spec)
     _check_mount_paths(resolver, loc, spec)
     _check_job_names(resolver, loc, spec, methods)
+    volsync = _resolve_volsync(resolver, loc, spec, schedule) if "volsync" in methods else None
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
@@ -384,7 +485,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         backup_path=backup_path,
         job=job,
         connection=connection,
-        volsync=spec.volsync,
+        volsync=volsync,
         cnpg=spec.cnpg,
         index=index,
         origins=origins,

@@ -299,6 +299,49 @@ class TerraformSpec(Spec):
     nfs_volume_module: NfsVolumeModuleSpec | None = None
 
 
+class VolsyncClassSpec(Spec):
+    storage_class: DnsSubdomain
+    snapshot_class: DnsSubdomain
+
+
+class SecretStoreRefSpec(Spec):
+    kind: Literal["SecretStore", "ClusterSecretStore"] = "ClusterSecretStore"
+    name: DnsSubdomain
+
+
+class VolsyncSettingsSpec(Spec):
+    """Defaults of the VolSync component; every field has a built-in default."""
+
+    #: The Kopia filesystem repository on settings.nfs.server
+    #: (default: <settings.nfs.backup_root>/volsync-kopia).
+    kopia_nfs_path: AbsPath | None = None
+    #: Kubernetes StorageClass and VolumeSnapshotClass per catalog storage class
+    #: (default: the storage class's own name, and "<name>-snapshot").
+    classes: dict[StorageClass, VolsyncClassSpec] = Field(default_factory=dict)
+    cache_storage_class: DnsSubdomain = "local-hostpath"
+    cache_capacity: Quantity = "2Gi"
+    uid: Annotated[int, Field(ge=0)] = 1000
+    gid: Annotated[int, Field(ge=0)] = 1000
+    kopia_compression: Annotated[
+        str, Matching(r"[a-z0-9-]+", "a Kopia compression name such as zstd-fastest", 64)
+    ] = "zstd-fastest"
+    kopia_parallelism: Annotated[int, Field(ge=1, le=64)] = 2
+    secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
+    #: Keys in the secret store holding KOPIA_PASSWORD, and RESTIC_PASSWORD +
+    #: R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY.
+    kopia_secret_key: SecretKey = "volsync-kopia"
+    r2_secret_key: SecretKey = "volsync-r2"
+    #: The settings.object_stores entry for the offsite copy (default: the one whose
+    #: provider is r2, if any); no store means no r2.yaml.
+    r2_object_store: DnsLabel | None = None
+    r2_cadence: str = "daily"
+    #: Namespace of the KopiaMaintenance for the shared repository.
+    maintenance_namespace: DnsLabel = "volsync-system"
+    maintenance_cadence: str = "daily"
+    #: Namespace of the Flux Kustomizations that read the per-app values ConfigMaps.
+    flux_namespace: DnsLabel = "flux-system"
+
+
 class SettingsSpec(Spec):
     #: IANA time zone for every CronJob schedule.
     timezone: TimeZone = "Etc/UTC"
@@ -309,6 +352,7 @@ class SettingsSpec(Spec):
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
     jobs: JobDefaultsSpec = Field(default_factory=JobDefaultsSpec)
     terraform: TerraformSpec = Field(default_factory=TerraformSpec)
+    volsync: VolsyncSettingsSpec = Field(default_factory=VolsyncSettingsSpec)
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -396,8 +440,17 @@ EngineSpecs: dict[str, type[Spec]] = {
 
 
 class VolsyncSpec(Spec):
+    """A local-hostpath app volume copied by VolSync (Kopia locally, restic to R2)."""
+
     capacity: Quantity
+    #: The app's PVC (default: the service name).
     claim: DnsSubdomain | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = "ReadWriteOnce"
+    #: Size of the mover's cache volume (default: settings.volsync.cache_capacity).
+    cache_capacity: Quantity | None = None
+    #: UID/GID the mover runs as; match the app's (default: settings.volsync).
+    uid: Annotated[int, Field(ge=0)] | None = None
+    gid: Annotated[int, Field(ge=0)] | None = None
 
 
 class CnpgSpec(Spec):

@@ -64,6 +64,6 @@ def generate_resolved_catalog(catalog: Catalog) -> Iterator[OutputFile]:
 @register_generator("index", description="README.md: what out/ holds, one row per service")
 def generate_index(catalog: Catalog) -> Iterator[OutputFile]:
     rows = [summarize_service(s) for s in catalog.services]
-    yield OutputFile(
-        "README.md", TemplateRender("markdown/index.md.j2", {"catalog": catalog, "rows": rows})
-    )
+    methods_in_use = sorted({m for s in catalog.services for m in s.methods})
+    context = {"catalog": catalog, "rows": rows, "methods_in_use": methods_in_use}
+    yield OutputFile("README.md", TemplateRender("markdown/index.md.j2", context))
