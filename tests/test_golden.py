@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
+from test_cnpg import LEGACY
 
 from homeops_gen import build_plan, load_catalog, load_catalog_text, render_plan
 from homeops_gen.plan import MANIFEST_NAME
@@ -40,6 +41,7 @@ def test_reference_catalog_matches_committed_out(snapshot: Any) -> None:
 INLINE_CATALOGS = {
     "no-services": MINIMAL_HEAD + "  []\n",
     "small": SMALL_CATALOG,
+    "cnpg-in-tree": LEGACY,
 }
 
 

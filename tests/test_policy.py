@@ -54,7 +54,7 @@ def test_methods_follow_storage_and_engine(
     head = MINIMAL_HEAD.replace(
         "services:\n",
         "  object_stores:\n    garage: {provider: garage, endpoint: http://garage:3900, "
-        "region: garage}\nservices:\n",
+        "region: garage, bucket: cnpg}\nservices:\n",
     )
     fields = f"storage: {storage}\nchurn: low\nengine: {engine}\n{BLOCKS[engine]}\n{extra}\n"
     service = one_service(fields, head)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from homeops_gen.catalog.spec import (
-    CnpgSpec,
     Engine,
     Method,
     ObjectStoreSpec,
@@ -27,6 +26,7 @@ from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
     "Catalog",
+    "CnpgCluster",
     "JobSettings",
     "Offsite",
     "Origin",
@@ -159,6 +159,38 @@ class VolsyncApp:
 
 
 @dataclass(frozen=True)
+class CnpgCluster:
+    """A CloudNativePG cluster's archiving, resolved from its service's ``cnpg`` block."""
+
+    name: str
+    namespace: str
+    mode: str
+    instances: int
+    storage_size: str
+    storage_class: str | None
+    image: str | None
+    store_name: str
+    store: ObjectStoreSpec
+    #: ``s3://<bucket>/``: the plugin and barman add ``<serverName>/`` below it.
+    destination_path: str
+    server_name: str
+    #: The serverName a cluster restored from this archive must archive under.
+    next_server_name: str
+    #: Barman's ``<n>d|w|m``.
+    retention_policy: str
+    #: CNPG's six-field cron (seconds first).
+    backup_schedule: str
+    wal_compression: str
+    wal_max_parallel: int
+    data_compression: str
+    data_jobs: int
+    checksum_when_required: bool
+    credentials_secret: str
+    credentials_key: str
+    recovery_target_time: str | None
+
+
+@dataclass(frozen=True)
 class NfsVolumeModule:
     source: str
     claim_output: str
@@ -182,6 +214,11 @@ class Settings:
     nfs_capacity: str
     nfs_volume_module: NfsVolumeModule
     volsync: VolsyncSettings
+    secret_store_kind: str
+    secret_store_name: str
+    #: Garage's ``s3_region`` (settings.garage, else the region of the Garage object store).
+    garage_s3_region: str | None
+    garage_key_prefix: str
 
 
 @dataclass(frozen=True)
@@ -205,7 +242,7 @@ class Service:
     #: The engine's connection block with its defaults filled in, or ``None``.
     connection: Spec | None
     volsync: VolsyncApp | None
-    cnpg: CnpgSpec | None
+    cnpg: CnpgCluster | None
     #: Index of the service in the catalog's ``services`` list (for error positions).
     index: int
     origins: Mapping[str, Origin] = field(default_factory=dict)

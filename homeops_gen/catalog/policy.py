@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from homeops_gen.catalog.model import (
     Catalog,
+    CnpgCluster,
     JobSettings,
     NfsVolumeModule,
     Offsite,
@@ -189,12 +190,24 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         full_sync = resolver.cadence(
             offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync")
         )
+    _check_object_stores(resolver, spec)
     module = spec.terraform.nfs_volume_module
     volsync = _resolve_volsync_settings(resolver, spec)
     if volsync is None:
         return None
+    garage_stores = [st for _, st in sorted(spec.object_stores.items()) if st.provider == "garage"]
     return Settings(
         volsync=volsync,
+        secret_store_kind=spec.secret_store.kind,
+        secret_store_name=spec.secret_store.name,
+        garage_s3_region=(
+            spec.garage.s3_region
+            if spec.garage
+            else garage_stores[0].region
+            if garage_stores
+            else None
+        ),
+        garage_key_prefix=spec.garage.key_prefix if spec.garage else "homeops",
         nfs_capacity=spec.nfs.capacity,
         nfs_volume_module=(
             NfsVolumeModule(module.source, module.claim_output, generated=False)
@@ -261,8 +274,8 @@ def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> Volsyn
         gid=v.gid,
         kopia_compression=v.kopia_compression,
         kopia_parallelism=v.kopia_parallelism,
-        secret_store_kind=v.secret_store.kind,
-        secret_store_name=v.secret_store.name,
+        secret_store_kind=spec.secret_store.kind,
+        secret_store_name=spec.secret_store.name,
         kopia_secret_key=v.kopia_secret_key,
         r2_secret_key=v.r2_secret_key,
         r2=r2,
@@ -303,6 +316,124 @@ def _resolve_volsync(
         uid=defaults.uid if v.uid is None else v.uid,
         gid=defaults.gid if v.gid is None else v.gid,
         r2_schedule=r2_schedule,
+    )
+
+
+CNPG_PLUGIN = "barman-cloud.cloudnative-pg.io"
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """Why ``bucket`` is not a valid S3 bucket name (beyond the character rules), or None."""
+    if ".." in bucket:
+        return "two adjacent periods"
+    if _IP_ADDRESS.match(bucket):
+        return "formatted as an IP address"
+    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
+        return "a reserved prefix or suffix"
+    if ".-" in bucket or "-." in bucket:
+        return "a period next to a hyphen"
+    return None
+
+
+def barman_retention(retention: Retention) -> str | None:
+    """Barman's ``<n>d|w|m`` for a retention, or None when it has no such form."""
+    if retention.period is None:
+        return None
+    hours = int(retention.period.total_seconds()) // 3600
+    if hours % 24:
+        return None
+    days = hours // 24
+    return f"{days // 7}w" if days % 7 == 0 and days >= 7 else f"{days}d"
+
+
+def _check_object_stores(resolver: _Resolver, spec: SettingsSpec) -> None:
+    for name, store in sorted(spec.object_stores.items()):
+        loc: Location = ("settings", "object_stores", name)
+        if store.bucket is not None and (problem := bucket_problem(store.bucket)) is not None:
+            resolver.report(
+                (*loc, "bucket"), f"{store.bucket!r} is not a valid S3 bucket name: {problem}"
+            )
+        garage = spec.garage
+        if store.provider == "garage" and garage is not None and store.region != garage.s3_region:
+            resolver.report(
+                (*loc, "region"),
+                f"region {store.region!r} differs from Garage's s3_region {garage.s3_region!r} "
+                "(settings.garage): Garage answers 400 to every request signed for another "
+                "region; say the region once",
+            )
+
+
+def _resolve_cnpg(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    schedule: Schedule | None,
+    retention: Retention | None,
+) -> CnpgCluster | None:
+    c = spec.cnpg
+    if c is None or spec.engine != "postgresql":
+        return None
+    where: Location = (*loc, "cnpg")
+    store = resolver.settings.object_stores.get(c.object_store)
+    if store is None:
+        resolver.report(
+            (*where, "object_store"),
+            f"object store '{c.object_store}' is not defined in settings.object_stores",
+        )
+        return None
+    if store.bucket is None:
+        resolver.report(
+            ("settings", "object_stores", c.object_store),
+            f"object store '{c.object_store}' needs a bucket for CNPG archives",
+        )
+        return None
+    policy = barman_retention(retention) if retention is not None else None
+    if retention is not None and policy is None:
+        resolver.report(
+            (*loc, "retention"),
+            f"retention {retention} cannot be said in barman's <n>d|w|m form "
+            "(whole days, weeks or months)",
+        )
+    if schedule is not None and schedule.first_weekday is not None:
+        resolver.report(
+            (*loc, "cadence"),
+            "CNPG's ScheduledBackup cannot skip days: a monthly-first-<weekday> "
+            "cadence needs a guard only backup scripts have",
+        )
+    if schedule is None or policy is None:
+        return None
+    # Same cadence, staggered on its own: not at the minute the service's dump job starts.
+    cadence = spec.cadence or resolver.churn_default(spec.churn)[0].cadence
+    base_backup = resolver.cadence(cadence, f"{spec.name}-cnpg", (*loc, "cadence")) or schedule
+    generation = c.server_generation
+    return CnpgCluster(
+        name=c.cluster,
+        namespace=spec.namespace,
+        mode=c.mode,
+        instances=c.instances,
+        storage_size=c.storage_size,
+        storage_class=c.storage_class,
+        image=c.image,
+        store_name=c.object_store,
+        store=store,
+        destination_path=f"s3://{store.bucket}/",
+        server_name=f"{c.cluster}-v{generation}",
+        next_server_name=f"{c.cluster}-v{generation + 1}",
+        retention_policy=policy,
+        backup_schedule=f"0 {base_backup.cron}",
+        wal_compression=c.wal_compression,
+        wal_max_parallel=c.wal_max_parallel,
+        data_compression=c.data_compression,
+        data_jobs=c.data_jobs,
+        checksum_when_required=(
+            store.checksum_when_required
+            if store.checksum_when_required is not None
+            else store.provider == "garage"
+        ),
+        credentials_secret=f"{c.cluster}-{c.object_store}-s3",
+        credentials_key=store.credentials_key or f"{c.object_store}-s3",
+        recovery_target_time=c.recovery_target_time,
     )
 
 
@@ -452,11 +583,6 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     origins: dict[str, Origin] = {}
     methods = _resolve_methods(resolver, loc, spec, origins)
     connection = _engine_connection(resolver, loc, spec, methods)
-    if spec.cnpg is not None and spec.cnpg.object_store not in resolver.settings.object_stores:
-        resolver.report(
-            (*loc, "cnpg", "object_store"),
-            f"object store '{spec.cnpg.object_store}' is not defined in settings.object_stores",
-        )
     schedule, retention = _resolve_timing(resolver, loc, spec, methods, origins)
     integrity = _resolve_integrity(resolver, loc, spec, origins)
     offsite, origins["offsite"] = _resolve_offsite(spec, loc)
@@ -465,6 +591,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     _check_mount_paths(resolver, loc, spec)
     _check_job_names(resolver, loc, spec, methods)
     volsync = _resolve_volsync(resolver, loc, spec, schedule) if "volsync" in methods else None
+    cnpg = _resolve_cnpg(resolver, loc, spec, schedule, retention)
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
@@ -486,7 +613,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         job=job,
         connection=connection,
         volsync=volsync,
-        cnpg=spec.cnpg,
+        cnpg=cnpg,
         index=index,
         origins=origins,
     )

@@ -224,6 +224,12 @@ class ObjectStoreSpec(Spec):
     #: The region the client signs with; for Garage it must equal garage.toml's ``s3_region``.
     region: Region
     bucket: Bucket | None = None
+    #: Key in the secret store holding ACCESS_KEY_ID and ACCESS_SECRET_KEY for this store
+    #: (default: ``<store name>-s3``).
+    credentials_key: SecretKey | None = None
+    #: Newer AWS SDKs send checksums that non-AWS stores reject; ``when_required`` turns that
+    #: off (default: on for Garage).
+    checksum_when_required: bool | None = None
 
 
 class OffsiteExcludeSpec(Spec):
@@ -326,8 +332,7 @@ class VolsyncSettingsSpec(Spec):
         str, Matching(r"[a-z0-9-]+", "a Kopia compression name such as zstd-fastest", 64)
     ] = "zstd-fastest"
     kopia_parallelism: Annotated[int, Field(ge=1, le=64)] = 2
-    secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
-    #: Keys in the secret store holding KOPIA_PASSWORD, and RESTIC_PASSWORD +
+    #: Keys in settings.secret_store holding KOPIA_PASSWORD, and RESTIC_PASSWORD +
     #: R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY.
     kopia_secret_key: SecretKey = "volsync-kopia"
     r2_secret_key: SecretKey = "volsync-r2"
@@ -342,6 +347,15 @@ class VolsyncSettingsSpec(Spec):
     flux_namespace: DnsLabel = "flux-system"
 
 
+class GarageSpec(Spec):
+    """What garage.toml says, where it matters to clients."""
+
+    #: ``[s3_api] s3_region``: every client must sign with exactly this region.
+    s3_region: Region
+    #: Name prefix of the access keys the provisioning script creates.
+    key_prefix: DnsLabel = "homeops"
+
+
 class SettingsSpec(Spec):
     #: IANA time zone for every CronJob schedule.
     timezone: TimeZone = "Etc/UTC"
@@ -353,6 +367,9 @@ class SettingsSpec(Spec):
     jobs: JobDefaultsSpec = Field(default_factory=JobDefaultsSpec)
     terraform: TerraformSpec = Field(default_factory=TerraformSpec)
     volsync: VolsyncSettingsSpec = Field(default_factory=VolsyncSettingsSpec)
+    garage: GarageSpec | None = None
+    #: Where every generated ExternalSecret reads its credentials from.
+    secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -454,9 +471,39 @@ class VolsyncSpec(Spec):
 
 
 class CnpgSpec(Spec):
+    """A CloudNativePG cluster archiving WAL and base backups to an object store."""
+
     cluster: DnsLabel
     #: Name of an entry of ``settings.object_stores``.
     object_store: DnsLabel
+    #: ``plugin``: the barman-cloud plugin (current CNPG); ``in-tree``: the deprecated
+    #: ``spec.backup.barmanObjectStore``, for clusters that still run it.
+    mode: Literal["plugin", "in-tree"] = "plugin"
+    instances: Annotated[int, Field(ge=1, le=9)] = 3
+    storage_size: Quantity = "10Gi"
+    storage_class: DnsSubdomain | None = None
+    image: Image | None = None
+    #: The archive folder is ``<cluster>-v<generation>``; after a restore, bump it to the
+    #: next one (the recovery manifest uses it), so the new cluster never archives over the
+    #: history it was restored from.
+    server_generation: Annotated[int, Field(ge=1, le=999)] = 1
+    wal_compression: Literal["bzip2", "gzip", "lz4", "snappy", "xz", "zstd"] = "zstd"
+    wal_max_parallel: Annotated[int, Field(ge=1, le=64)] = 4
+    data_compression: Literal["bzip2", "gzip", "lz4", "snappy"] = "gzip"
+    data_jobs: Annotated[int, Field(ge=1, le=32)] = 2
+    #: Point-in-time target of the recovery manifest (RFC 3339); default: the latest WAL.
+    recovery_target_time: (
+        Annotated[
+            str,
+            Matching(
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                r"(Z|[+-][0-9]{2}:?[0-9]{2})",
+                "an RFC 3339 time such as 2026-03-23T10:00:00Z",
+                40,
+            ),
+        ]
+        | None
+    ) = None
 
 
 class OffsiteExclusion(Spec):
