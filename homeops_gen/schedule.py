@@ -23,9 +23,11 @@ __all__ = [
     "WEEKDAYS",
     "CronField",
     "Schedule",
+    "alert_threshold",
     "format_duration",
     "parse_cadence",
     "parse_cron",
+    "parse_duration",
     "posix_tz",
     "stagger_seed",
 ]
@@ -286,3 +288,25 @@ def posix_tz(zone: str) -> str | None:
         footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
         return footer or None
     return None
+
+
+_DURATION = re.compile(r"^([0-9]+)(m|h|d|w)$")
+_DURATION_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90m``, ``36h``, ``8d``, ``2w``."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 36h or 8d")
+    return dt.timedelta(minutes=int(match.group(1)) * _DURATION_MINUTES[match.group(2)])
+
+
+def alert_threshold(schedule: Schedule) -> dt.timedelta:
+    """How old the last success may get before an alert: the largest gap between runs plus a
+    grace of a tenth of it, at least an hour (a run's own duration, a DST change, a late
+    controller), rounded up to whole minutes."""
+    gap = schedule.max_gap()
+    grace = max(dt.timedelta(hours=1), gap / 10)
+    minutes = -(-int((gap + grace).total_seconds()) // 60)
+    return dt.timedelta(minutes=minutes)

@@ -28,6 +28,7 @@ __all__ = [
     "Catalog",
     "CnpgCluster",
     "JobSettings",
+    "LvmSnapshots",
     "Offsite",
     "Origin",
     "Retention",
@@ -159,6 +160,13 @@ class VolsyncApp:
 
 
 @dataclass(frozen=True)
+class LvmSnapshots:
+    schedule: Schedule
+    retention: Retention
+    min_free_percent: int
+
+
+@dataclass(frozen=True)
 class CnpgCluster:
     """A CloudNativePG cluster's archiving, resolved from its service's ``cnpg`` block."""
 
@@ -219,6 +227,12 @@ class Settings:
     #: Garage's ``s3_region`` (settings.garage, else the region of the Garage object store).
     garage_s3_region: str | None
     garage_key_prefix: str
+    lvm_snapshots: LvmSnapshots | None
+    #: PromQL label matchers of the backup disk, and the free space below which to alert.
+    backup_disk_selector: str | None
+    backup_disk_min_free_percent: int
+    alerts_namespace: str
+    alert_rule_labels: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -238,6 +252,8 @@ class Service:
     integrity: Schedule | None
     #: NFS directory the application-level backups are written to.
     backup_path: str
+    #: Alert when the last success is older than this.
+    stale_after: dt.timedelta
     job: JobSettings
     #: The engine's connection block with its defaults filled in, or ``None``.
     connection: Spec | None

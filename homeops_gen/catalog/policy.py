@@ -12,12 +12,14 @@ import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 from homeops_gen.catalog.model import (
     Catalog,
     CnpgCluster,
     JobSettings,
+    LvmSnapshots,
     NfsVolumeModule,
     Offsite,
     Origin,
@@ -43,7 +45,15 @@ from homeops_gen.catalog.spec import (
     Spec,
 )
 from homeops_gen.errors import Finding, Location
-from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration, parse_cadence, posix_tz
+from homeops_gen.schedule import (
+    WEEKDAYS,
+    Schedule,
+    alert_threshold,
+    format_duration,
+    parse_cadence,
+    parse_duration,
+    posix_tz,
+)
 
 __all__ = ["BUILTIN_CHURN_DEFAULTS", "DEFAULT_IMAGES", "check_partial", "resolve_catalog"]
 
@@ -196,7 +206,13 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
     if volsync is None:
         return None
     garage_stores = [st for _, st in sorted(spec.object_stores.items()) if st.provider == "garage"]
+    lvm = _resolve_lvm(resolver, spec)
     return Settings(
+        lvm_snapshots=lvm,
+        backup_disk_selector=spec.backup_disk.selector if spec.backup_disk else None,
+        backup_disk_min_free_percent=spec.backup_disk.min_free_percent if spec.backup_disk else 10,
+        alerts_namespace=spec.alerts.namespace,
+        alert_rule_labels=dict(sorted(spec.alerts.rule_labels.items())),
         volsync=volsync,
         secret_store_kind=spec.secret_store.kind,
         secret_store_name=spec.secret_store.name,
@@ -232,6 +248,39 @@ VOLSYNC_CRON = re.compile(
     r"^(@(annually|yearly|monthly|weekly|daily|hourly))|"
     r"((((\d+,)*\d+|(\d+(\/|-)\d+)|\*(\/\d+)?)\s?){5})$"
 )
+
+
+def _resolve_lvm(resolver: _Resolver, spec: SettingsSpec) -> LvmSnapshots | None:
+    lvm = spec.snapshots.lvm
+    if lvm is None:
+        return None
+    loc: Location = ("settings", "snapshots", "lvm")
+    schedule = resolver.cadence(lvm.cadence, "lvm-snapshots", (*loc, "cadence"))
+    try:
+        retention = parse_retention(lvm.retention)
+    except ValueError as exc:
+        resolver.report((*loc, "retention"), str(exc))
+        return None
+    return LvmSnapshots(schedule, retention, lvm.min_free_percent) if schedule else None
+
+
+def _resolve_stale_after(
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule
+) -> tuple[timedelta, Origin]:
+    if spec.stale_after is None:
+        return alert_threshold(schedule), Origin(
+            "policy", "the schedule's largest gap plus max(1h, a tenth of it)"
+        )
+    threshold = parse_duration(spec.stale_after)
+    gap = schedule.max_gap()
+    if threshold < gap:
+        resolver.report(
+            (*loc, "stale_after"),
+            f"stale_after {spec.stale_after} is shorter than the largest gap between runs of "
+            f"this schedule ({format_duration(gap)}; cron {schedule.description}): the alert "
+            "would fire between two healthy runs",
+        )
+    return threshold, Origin("catalog", "stale_after", (*loc, "stale_after"))
 
 
 def _r2_store(spec: SettingsSpec) -> ObjectStoreSpec | None:
@@ -595,6 +644,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
+    stale_after, origins["stale_after"] = _resolve_stale_after(resolver, loc, spec, schedule)
     return Service(
         name=spec.name,
         namespace=spec.namespace,
@@ -610,6 +660,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         snapshot_layer=snapshot_layer,
         integrity=integrity,
         backup_path=backup_path,
+        stale_after=stale_after,
         job=job,
         connection=connection,
         volsync=volsync,

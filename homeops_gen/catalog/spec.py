@@ -356,6 +356,45 @@ class GarageSpec(Spec):
     key_prefix: DnsLabel = "homeops"
 
 
+class LvmSnapshotsSpec(Spec):
+    """Proxmox LVM thin snapshots of the proxmox-lvm volumes (the snapshot script's layer)."""
+
+    cadence: str = "0 0,12 * * *"
+    retention: RetentionText = "7d"
+    #: Alert when the thin pool has less free space than this.
+    min_free_percent: Annotated[int, Field(ge=1, le=99)] = 15
+
+
+class SnapshotsSpec(Spec):
+    lvm: LvmSnapshotsSpec | None = None
+
+
+class BackupDiskSpec(Spec):
+    """The disk backups land on, watched through node_exporter's filesystem metrics."""
+
+    #: PromQL label matchers selecting that filesystem, e.g. ``mountpoint="/mnt/main"``.
+    selector: Annotated[
+        str,
+        Matching(
+            r'[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"\\{}]*"'
+            r'(,[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"\\{}]*")*',
+            'PromQL label matchers such as mountpoint="/mnt/main"',
+            500,
+        ),
+    ]
+    min_free_percent: Annotated[int, Field(ge=1, le=99)] = 10
+
+
+class AlertsSpec(Spec):
+    #: Namespace of the PrometheusRule objects.
+    namespace: DnsLabel = "monitoring"
+    #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
+    rule_labels: dict[
+        Annotated[str, Matching(r"([a-z0-9.-]+/)?[A-Za-z0-9._-]+", "a label name", 253)],
+        Annotated[str, Matching(r"[A-Za-z0-9._-]*", "a label value", 63)],
+    ] = Field(default_factory=dict)
+
+
 class SettingsSpec(Spec):
     #: IANA time zone for every CronJob schedule.
     timezone: TimeZone = "Etc/UTC"
@@ -370,6 +409,9 @@ class SettingsSpec(Spec):
     garage: GarageSpec | None = None
     #: Where every generated ExternalSecret reads its credentials from.
     secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
+    snapshots: SnapshotsSpec = Field(default_factory=SnapshotsSpec)
+    backup_disk: BackupDiskSpec | None = None
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -544,6 +586,11 @@ class ServiceSpec(Spec):
     snapshots: bool | None = None
     #: Cadence of a standalone integrity-check job (SQLite only).
     integrity: str | None = None
+    #: Alert when the last good backup is older than this (default: the schedule's largest
+    #: gap between runs plus a grace); never shorter than that gap.
+    stale_after: (
+        Annotated[str, Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16)] | None
+    ) = None
     backup_path: AbsPath | None = None
     job: ServiceJobSpec | None = None
     postgresql: PostgresqlSpec | None = None

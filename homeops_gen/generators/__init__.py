@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from homeops_gen.generators import backup_jobs, catalog_view, cnpg, volsync
+from homeops_gen.generators import alerts, backup_jobs, catalog_view, cnpg, volsync
 
-__all__ = ["backup_jobs", "catalog_view", "cnpg", "volsync"]
+__all__ = ["alerts", "backup_jobs", "catalog_view", "cnpg", "volsync"]

@@ -65,5 +65,12 @@ def generate_resolved_catalog(catalog: Catalog) -> Iterator[OutputFile]:
 def generate_index(catalog: Catalog) -> Iterator[OutputFile]:
     rows = [summarize_service(s) for s in catalog.services]
     methods_in_use = sorted({m for s in catalog.services for m in s.methods})
-    context = {"catalog": catalog, "rows": rows, "methods_in_use": methods_in_use}
+    from homeops_gen.generators.alerts import rule_groups
+
+    context = {
+        "catalog": catalog,
+        "rows": rows,
+        "methods_in_use": methods_in_use,
+        "alert_groups": len(rule_groups(catalog)),
+    }
     yield OutputFile("README.md", TemplateRender("markdown/index.md.j2", context))

@@ -1,0 +1,586 @@
+"""PrometheusRule alerts for every backup the catalog declares, with promtool tests.
+
+Per family (backup jobs, VolSync, CNPG, offsite sync, snapshots) three files:
+
+- ``kubernetes/monitoring/prometheusrules/<family>.yaml``: the ``PrometheusRule``;
+- ``prometheus/rules/<family>.rules.yaml``: its ``spec`` alone, for ``promtool check rules``;
+- ``prometheus/tests/<family>.test.yaml``: ``promtool test rules`` cases for every alert.
+
+Stale thresholds are derived from each schedule's largest gap between runs (see
+:func:`homeops_gen.schedule.alert_threshold`), never typed. Each alert carries a
+:class:`Probe` saying how its test exercises it: a stale alert is silent one sample-step
+before its threshold, pending just after it and firing once its ``for`` has passed; a value
+alert fires on its bad value and stays silent on its good one; an absence alert fires when
+the series never appears.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
+from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
+from homeops_gen.plan import OutputFile, YamlDocuments
+from homeops_gen.registry import register_generator
+from homeops_gen.schedule import Schedule, alert_threshold
+
+__all__ = ["Alert", "Probe", "RuleGroup", "promtool_tests", "rule_groups", "rules_spec", "severity"]
+
+#: Input samples every 5 minutes: Prometheus's lookback drops a series after 5m without one.
+STEP = dt.timedelta(minutes=5)
+#: Tests evaluate the rules at every sample step, so "one step before the threshold" is
+#: checked exactly; each rule file holds one group, which keeps long windows cheap.
+EVAL = STEP
+STALE_FOR = dt.timedelta(minutes=15)
+_SEVERITY = {"critical": "critical", "high": "critical", "normal": "warning", "low": "info"}
+
+
+def severity(criticality: str) -> str:
+    return _SEVERITY[criticality]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the generated promtool test exercises one alert.
+
+    ``stale``: ``series`` holds one timestamp metric, constant 0 ("the last success was at
+    the start"); ``absent``: ``series`` is what must be missing (the test gives every other
+    alert of that name its series, so that only this one is absent); ``value``: each series
+    at its ``firing`` value must fire and at its ``silent`` value must not.
+    """
+
+    kind: Literal["stale", "absent", "value"]
+    series: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    firing: tuple[float, ...] = ()
+    silent: tuple[float, ...] = ()
+    threshold: dt.timedelta = dt.timedelta()
+    #: The labels the alert carries besides the rule's own.
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: dt.timedelta
+    labels: dict[str, str]
+    summary: str
+    description: str
+    probe: Probe
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """One PrometheusRule, one rule group, one rule file, one promtool test file."""
+
+    name: str
+    alerts: tuple[Alert, ...]
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def _series(metric: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return metric, tuple(labels.items())
+
+
+def prom_duration(span: dt.timedelta) -> str:
+    """``1d2h5m`` (Prometheus's duration syntax), ``0s`` for zero."""
+    seconds = int(span.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def stale_alerts(
+    name: str,
+    metric: str,
+    selector: dict[str, str],
+    threshold: dt.timedelta,
+    labels: dict[str, str],
+    what: str,
+    absent_for: dt.timedelta,
+) -> list[Alert]:
+    """``<name>Stale`` and ``<name>NeverSucceeded`` for a last-success timestamp metric."""
+    seconds = int(threshold.total_seconds())
+    series = (_series(metric, selector),)
+    return [
+        Alert(
+            f"{name}Stale",
+            f"time() - {metric}{_selector(selector)} > {seconds}",
+            STALE_FOR,
+            labels,
+            f"{what}: no success for over {prom_duration(threshold)}",
+            f"The last success of {what} is older than {prom_duration(threshold)}, the largest "
+            "gap between two scheduled runs plus a grace.",
+            Probe("stale", series, threshold=threshold, labels=tuple(selector.items())),
+        ),
+        Alert(
+            f"{name}NeverSucceeded",
+            f"absent({metric}{_selector(selector)})",
+            absent_for,
+            labels,
+            f"{what}: no success recorded",
+            f"{metric} for {what} has never been reported, "
+            f"{prom_duration(absent_for)} after it should have been.",
+            Probe("absent", series, labels=tuple(selector.items())),
+        ),
+    ]
+
+
+def _service_labels(service: Service) -> dict[str, str]:
+    return {
+        "severity": severity(service.criticality),
+        "service": service.name,
+        "namespace": service.namespace,
+    }
+
+
+def backup_job_alerts(service: Service) -> list[Alert]:
+    labels = _service_labels(service)
+    selector = {"job": BACKUP_METRICS_JOB, "service": service.name}
+    alerts = stale_alerts(
+        "Backup",
+        "backup_last_success_timestamp",
+        selector,
+        service.stale_after,
+        labels,
+        f"the {service.name} backup",
+        service.stale_after,
+    )
+    job = {"namespace": service.namespace, "job_name": f"{service.name}-backup-29000000"}
+    alerts.append(
+        Alert(
+            "BackupJobFailing",
+            f'kube_job_status_failed{{namespace="{service.namespace}",'
+            f'job_name=~"{service.name}-backup-[0-9]+"}} > 0',
+            dt.timedelta(minutes=5),
+            labels,
+            f"the {service.name} backup job failed",
+            f"A Job of CronJob {service.name}-backup in {service.namespace} has failed pods.",
+            Probe(
+                "value",
+                (_series("kube_job_status_failed", job),),
+                (1,),
+                (0,),
+                labels=tuple(job.items()),
+            ),
+        )
+    )
+    if service.integrity is not None:
+        alerts += integrity_alerts(service, service.integrity)
+    return alerts
+
+
+def integrity_alerts(service: Service, schedule: Schedule) -> list[Alert]:
+    selector = {"job": INTEGRITY_METRICS_JOB, "service": service.name}
+    labels = {**_service_labels(service), "severity": "critical"}
+    failed = Alert(
+        "SQLiteIntegrityFailed",
+        f"sqlite_integrity_ok{_selector(selector)} == 0",
+        dt.timedelta(),
+        labels,
+        f"{service.name}: the SQLite database is corrupt",
+        f"PRAGMA integrity_check on the live {service.name} database did not answer ok. "
+        "Stop writes and restore from the newest backup that passes the check.",
+        Probe(
+            "value",
+            (_series("sqlite_integrity_ok", selector),),
+            (0,),
+            (1,),
+            labels=tuple(selector.items()),
+        ),
+    )
+    threshold = alert_threshold(schedule)
+    stale = stale_alerts(
+        "SQLiteIntegrityCheck",
+        "sqlite_integrity_last_check_timestamp",
+        selector,
+        threshold,
+        _service_labels(service),
+        f"the {service.name} integrity check",
+        threshold,
+    )
+    return [failed, *stale]
+
+
+def volsync_alerts(service: Service, r2: bool) -> list[Alert]:
+    alerts = []
+    for source in [service.name] + ([f"{service.name}-r2"] if r2 else []):
+        labels = {**_service_labels(service), "replication_source": source}
+        selector = {"obj_namespace": service.namespace, "obj_name": source, "role": "source"}
+        # Only sources: a bootstrap ReplicationDestination reports out-of-sync forever.
+        alerts += [
+            Alert(
+                "VolSyncOutOfSync",
+                f"volsync_volume_out_of_sync{_selector(selector)} == 1",
+                dt.timedelta(hours=1),
+                labels,
+                f"VolSync {source} missed its schedule",
+                f"ReplicationSource {source} in {service.namespace} has not completed a sync "
+                "since its last scheduled time.",
+                Probe(
+                    "value",
+                    (_series("volsync_volume_out_of_sync", selector),),
+                    (1,),
+                    (0,),
+                    labels=tuple(selector.items()),
+                ),
+            ),
+            Alert(
+                "VolSyncSourceAbsent",
+                f"absent(volsync_volume_out_of_sync{_selector(selector)})",
+                dt.timedelta(hours=1),
+                labels,
+                f"VolSync {source} reports nothing",
+                f"No metric for ReplicationSource {source} in {service.namespace}: the "
+                "component is not applied, or VolSync is not scraped.",
+                Probe(
+                    "absent",
+                    (_series("volsync_volume_out_of_sync", selector),),
+                    labels=tuple(selector.items()),
+                ),
+            ),
+        ]
+    return alerts
+
+
+def cnpg_alerts(service: Service, cluster: CnpgCluster, schedule: Schedule) -> list[Alert]:
+    labels = {**_service_labels(service), "cluster": cluster.name}
+    pods = f'namespace="{cluster.namespace}",pod=~"{cluster.name}-[0-9]+"'
+    pod = {"namespace": cluster.namespace, "pod": f"{cluster.name}-1"}
+    metric = (
+        "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp"
+        if cluster.mode == "plugin"
+        else "cnpg_collector_last_available_backup_timestamp"
+    )
+    threshold = alert_threshold(schedule)
+    wal = Alert(
+        "CNPGWALArchivingFailing",
+        f"cnpg_pg_stat_archiver_last_failed_time{{{pods}}} > "
+        f"cnpg_pg_stat_archiver_last_archived_time{{{pods}}}",
+        dt.timedelta(minutes=10),
+        labels,
+        f"{cluster.name}: WAL archiving is failing",
+        f"The last WAL archive attempt of {cluster.name} failed after the last success: "
+        f"point-in-time recovery from {cluster.store.endpoint} is falling behind.",
+        Probe(
+            "value",
+            (
+                _series("cnpg_pg_stat_archiver_last_failed_time", pod),
+                _series("cnpg_pg_stat_archiver_last_archived_time", pod),
+            ),
+            (200, 100),
+            (100, 200),
+            labels=tuple(pod.items()),
+        ),
+    )
+    seconds = int(threshold.total_seconds())
+    stale = Alert(
+        "CNPGBaseBackupStale",
+        f"time() - max by (namespace) ({metric}{{{pods}}}) > {seconds}",
+        STALE_FOR,
+        labels,
+        f"{cluster.name}: no base backup for over {prom_duration(threshold)}",
+        f"The newest base backup of {cluster.name} is older than the largest gap of its "
+        "ScheduledBackup plus a grace.",
+        Probe(
+            "stale",
+            (_series(metric, pod),),
+            threshold=threshold,
+            labels=(("namespace", cluster.namespace),),
+        ),
+    )
+    return [wal, stale]
+
+
+def _cnpg_schedule(cluster: CnpgCluster) -> Schedule:
+    return Schedule(cluster.backup_schedule.split(" ", 1)[1])  # drop CNPG's seconds field
+
+
+def offsite_alerts(catalog: Catalog) -> list[Alert]:
+    settings = catalog.settings
+    alerts: list[Alert] = []
+    for kind, schedule in (
+        ("incremental", settings.offsite_incremental),
+        ("full", settings.offsite_full_sync),
+    ):
+        if schedule is None:
+            continue
+        labels = {"severity": "warning", "layer": "offsite", "sync": kind}
+        selector = {"sync": kind}
+        threshold = alert_threshold(schedule)
+        alerts += stale_alerts(
+            "OffsiteSync",
+            "offsite_sync_last_success_timestamp",
+            selector,
+            threshold,
+            labels,
+            f"the {kind} offsite sync",
+            threshold,
+        )
+        alerts.append(
+            Alert(
+                "OffsiteSyncFailing",
+                f"offsite_sync_last_run_success{_selector(selector)} == 0",
+                dt.timedelta(minutes=5),
+                labels,
+                f"the {kind} offsite sync failed",
+                f"The last {kind} sync to {settings.offsite_target} did not succeed.",
+                Probe(
+                    "value",
+                    (_series("offsite_sync_last_run_success", selector),),
+                    (0,),
+                    (1,),
+                    labels=tuple(selector.items()),
+                ),
+            )
+        )
+    return alerts
+
+
+def snapshot_alerts(catalog: Catalog) -> list[Alert]:
+    settings = catalog.settings
+    alerts: list[Alert] = []
+    lvm = settings.lvm_snapshots
+    if lvm is not None and any(s.snapshot_layer == "lvm" for s in catalog.services):
+        labels = {"severity": "warning", "layer": "lvm"}
+        threshold = alert_threshold(lvm.schedule)
+        alerts += stale_alerts(
+            "LVMSnapshot",
+            "lvm_snapshot_last_success_timestamp",
+            {},
+            threshold,
+            labels,
+            "the LVM thin snapshots",
+            threshold,
+        )
+        alerts += [
+            Alert(
+                "LVMSnapshotFailing",
+                "lvm_snapshot_last_run_success == 0",
+                dt.timedelta(minutes=5),
+                labels,
+                "the LVM thin snapshot run failed",
+                "The last run of the LVM snapshot script did not succeed.",
+                Probe("value", (_series("lvm_snapshot_last_run_success", {}),), (0,), (1,)),
+            ),
+            Alert(
+                "LVMThinPoolLow",
+                f"lvm_thin_pool_free_percent < {lvm.min_free_percent}",
+                dt.timedelta(minutes=15),
+                labels,
+                "the LVM thin pool is nearly full",
+                f"Less than {lvm.min_free_percent}% of the thin pool is free: snapshots "
+                "will fail, and so may the volumes.",
+                Probe(
+                    "value",
+                    (_series("lvm_thin_pool_free_percent", {}),),
+                    (lvm.min_free_percent - 1,),
+                    (lvm.min_free_percent + 10,),
+                ),
+            ),
+        ]
+    if settings.backup_disk_selector is not None:
+        selector = settings.backup_disk_selector
+        matchers = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', selector))
+        limit = settings.backup_disk_min_free_percent
+        alerts.append(
+            Alert(
+                "BackupDiskNearlyFull",
+                f"node_filesystem_avail_bytes{{{selector}}}"
+                f" / node_filesystem_size_bytes{{{selector}}} * 100 < {limit}",
+                dt.timedelta(minutes=30),
+                {"severity": "warning", "layer": "backup-disk"},
+                "the backup disk is nearly full",
+                f"Less than {limit}% of the filesystem the backups land on is free.",
+                Probe(
+                    "value",
+                    (
+                        _series("node_filesystem_avail_bytes", matchers),
+                        _series("node_filesystem_size_bytes", matchers),
+                    ),
+                    (limit - 1, 100),
+                    (limit + 10, 100),
+                    labels=tuple(matchers.items()),
+                ),
+            )
+        )
+    return alerts
+
+
+def rule_groups(catalog: Catalog) -> list[RuleGroup]:
+    """Every alert of the catalog: a group per service and family, one per storage layer."""
+    groups: list[RuleGroup] = []
+    r2 = catalog.settings.volsync.r2 is not None
+    for service in catalog.services:
+        if service.uses("dump"):
+            groups.append(RuleGroup(f"backup-{service.name}", tuple(backup_job_alerts(service))))
+        if service.uses("volsync"):
+            groups.append(RuleGroup(f"volsync-{service.name}", tuple(volsync_alerts(service, r2))))
+        if service.uses("cnpg") and service.cnpg is not None:
+            cluster = service.cnpg
+            alerts = cnpg_alerts(service, cluster, _cnpg_schedule(cluster))
+            groups.append(RuleGroup(f"cnpg-{cluster.name}", tuple(alerts)))
+    for name, alerts in (
+        ("offsite", offsite_alerts(catalog)),
+        ("snapshots", snapshot_alerts(catalog)),
+    ):
+        if alerts:
+            groups.append(RuleGroup(name, tuple(alerts)))
+    return sorted(groups, key=lambda g: g.name)
+
+
+def _rule(alert: Alert) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": alert.name, "expr": alert.expr}
+    if alert.for_:
+        rule["for"] = prom_duration(alert.for_)
+    rule["labels"] = dict(alert.labels)
+    rule["annotations"] = {"summary": alert.summary, "description": alert.description}
+    return rule
+
+
+def rules_spec(group: RuleGroup) -> dict[str, Any]:
+    """The PrometheusRule ``spec``, which is also a plain Prometheus rule file."""
+    return {"groups": [{"name": group.name, "rules": [_rule(a) for a in group.alerts]}]}
+
+
+def _values(value: float, steps: int) -> str:
+    return f"{value:g}+0x{steps}"
+
+
+def _expected(alert: Alert) -> dict[str, Any]:
+    return {
+        "exp_labels": {**dict(alert.probe.labels), **alert.labels},
+        "exp_annotations": {"summary": alert.summary, "description": alert.description},
+    }
+
+
+def _series_list(probe: Probe, values: tuple[float, ...], steps: int) -> list[dict[str, str]]:
+    return [
+        {"series": f"{metric}{_selector(dict(labels))}", "values": _values(v, steps)}
+        for (metric, labels), v in zip(probe.series, values, strict=True)
+    ]
+
+
+def _at(span: dt.timedelta) -> str:
+    return prom_duration(span)
+
+
+def _ceil(span: dt.timedelta) -> dt.timedelta:
+    """The first evaluation at or after ``span``."""
+    return EVAL * -(-span // EVAL)
+
+
+def promtool_tests_for(alert: Alert, siblings: list[Alert]) -> list[dict[str, Any]]:
+    """The promtool test groups that prove ``alert`` fires when, and only when, it should.
+
+    ``siblings`` are the family's other alerts of the same name: an absence test gives them
+    their series, or they would be absent too.
+    """
+    probe = alert.probe
+    held = max(EVAL, _ceil(alert.for_))  # an active alert fires one `for` later
+    if probe.kind == "stale":
+        before = probe.threshold - STEP  # one sample-step before the threshold: silent
+        pending = EVAL * (probe.threshold // EVAL + 1)  # the first evaluation past it
+        firing = pending + held
+        # Still silent one step before it fires: a threshold even one step too short
+        # would make the alert fire there.
+        silent = sorted({before, pending, firing - STEP})
+        checks: list[dict[str, Any]] = [
+            {"eval_time": _at(t), "alertname": alert.name, "exp_alerts": []} for t in silent
+        ]
+        checks.append(
+            {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
+        )
+        steps = (firing + STEP) // STEP
+        series = _series_list(probe, (0,), steps)
+        return [{"interval": _at(STEP), "input_series": series, "alert_rule_test": checks}]
+    firing = held + EVAL
+    if probe.kind == "absent":
+        checks = [
+            {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
+        ]
+        if alert.for_ > STEP:
+            checks.insert(
+                0, {"eval_time": _at(alert.for_ - STEP), "alertname": alert.name, "exp_alerts": []}
+            )
+        present = [
+            series
+            for other in siblings
+            for series in _series_list(
+                other.probe, (1,) * len(other.probe.series), (firing + STEP) // STEP
+            )
+        ]
+        return [{"interval": _at(STEP), "input_series": present, "alert_rule_test": checks}]
+    steps = (firing + STEP) // STEP
+    return [
+        {
+            "interval": _at(STEP),
+            "input_series": _series_list(probe, probe.firing, steps),
+            "alert_rule_test": [
+                {
+                    "eval_time": _at(firing),
+                    "alertname": alert.name,
+                    "exp_alerts": [_expected(alert)],
+                }
+            ],
+        },
+        {
+            "interval": _at(STEP),
+            "input_series": _series_list(probe, probe.silent, steps),
+            "alert_rule_test": [
+                {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": []}
+            ],
+        },
+    ]
+
+
+def promtool_tests(group: RuleGroup) -> dict[str, Any]:
+    alerts = group.alerts
+    return {
+        "rule_files": [f"../rules/{group.name}.rules.yaml"],
+        "evaluation_interval": _at(EVAL),
+        "tests": [
+            test
+            for alert in alerts
+            for test in promtool_tests_for(
+                alert,
+                [other for other in alerts if other.name == alert.name and other is not alert],
+            )
+        ],
+    }
+
+
+@register_generator("alerts", description="PrometheusRules, rule files and promtool tests")
+def generate_alerts(catalog: Catalog) -> Iterator[OutputFile]:
+    settings = catalog.settings
+    for group in rule_groups(catalog):
+        spec = rules_spec(group)
+        metadata: dict[str, Any] = {
+            "name": f"homeops-{group.name}",
+            "namespace": settings.alerts_namespace,
+        }
+        if settings.alert_rule_labels:
+            metadata["labels"] = dict(settings.alert_rule_labels)
+        rule = {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": metadata,
+            "spec": spec,
+        }
+        yield OutputFile(
+            f"kubernetes/monitoring/prometheusrules/{group.name}.yaml", YamlDocuments((rule,))
+        )
+        yield OutputFile(f"prometheus/rules/{group.name}.rules.yaml", YamlDocuments((spec,)))
+        yield OutputFile(
+            f"prometheus/tests/{group.name}.test.yaml", YamlDocuments((promtool_tests(group),))
+        )
