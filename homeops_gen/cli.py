@@ -1,6 +1,7 @@
-"""Command line: ``python -m homeops_gen [--check]``. The only module that prints or exits.
+"""Command line: ``python -m homeops_gen [generate|check|lint|explain NAME]``.
 
-Exit codes: 0 up to date / written, 1 drift (``--check``), 2 bad input.
+The only module that prints or exits. Exit codes: 0 up to date / written, 1 drift
+(``--check``), 2 bad input or a lint error.
 Messages go to stderr, diffs to stdout.
 """
 
@@ -11,50 +12,85 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from homeops_gen.errors import HomeopsError
 from homeops_gen.report import EXIT_BAD_INPUT, EXIT_DRIFT, Report
 
+if TYPE_CHECKING:
+    from homeops_gen.catalog.model import Catalog
+    from homeops_gen.plan import Plan
+
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m homeops_gen",
-        description="Generate backup plumbing (Terraform, Kustomize, CNPG, alerts, docs) "
-        "from one service catalog.",
-        epilog="Exit codes: 0 up to date, 1 out/ differs (--check), 2 bad input.",
+_DEFAULTS = {
+    "catalog": "services.yaml",
+    "out": "out",
+    "templates": None,
+    "quiet": False,
+    "check": False,
+}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS: an option given before the subcommand is not overwritten by its default.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
+        "--catalog", metavar="PATH", help="the service catalog (default: services.yaml)"
     )
-    parser.add_argument(
-        "--catalog",
-        default="services.yaml",
-        metavar="PATH",
-        help="the service catalog (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--out", default="out", metavar="DIR", help="the generated folder (default: %(default)s)"
-    )
-    parser.add_argument(
+    common.add_argument("--out", metavar="DIR", help="the generated folder (default: out)")
+    common.add_argument(
         "--templates",
         action="append",
-        default=None,
         metavar="DIR",
         help="a folder whose templates override the packaged ones (repeatable; "
         "default: templates/ beside the catalog, if present)",
     )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="print only problems and the summary line"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="python -m homeops_gen",
+        parents=[common],
+        description="Generate backup plumbing (Terraform, Kustomize, CNPG, alerts, docs) "
+        "from one service catalog. Without a command: generate out/.",
+        epilog="Exit codes: 0 up to date, 1 out/ differs (--check), 2 bad input or lint error.",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="write nothing; print a diff and exit 1 if out/ is not up to date",
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print only errors and the summary line"
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    generate = commands.add_parser("generate", parents=[common], help="write out/ (default)")
+    generate.add_argument(
+        "--check", action="store_true", default=argparse.SUPPRESS, help="same as the check command"
     )
+    commands.add_parser("check", parents=[common], help="exit 1 with a diff if out/ differs")
+    commands.add_parser(
+        "lint",
+        parents=[common],
+        help="check the catalog against the backup policy (exit 2 on errors)",
+    )
+    explain = commands.add_parser(
+        "explain", parents=[common], help="every resolved value of a service and where it came from"
+    )
+    explain.add_argument("service", help="the service's name")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name, default in _DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -82,13 +118,65 @@ def _template_dirs(args: argparse.Namespace) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     from homeops_gen.catalog import load_catalog
     from homeops_gen.plan import build_plan
+
+    catalog = load_catalog(args.catalog)
+    if args.command == "explain":
+        return _explain(args, catalog, build_plan(catalog))
+    lint_errors = _lint(args, catalog)
+    if args.command == "lint" or lint_errors:
+        return EXIT_BAD_INPUT if lint_errors else 0
+    return _generate(args, catalog)
+
+
+def _lint(args: argparse.Namespace, catalog: Catalog) -> int:
+    """Print every lint finding at its catalog line; return how many are errors."""
+    from homeops_gen.catalog.loader import locate_findings
+    from homeops_gen.errors import Finding
+    from homeops_gen.lint import lint_catalog
+
+    findings = lint_catalog(catalog)
+    text = Path(args.catalog).read_text(encoding="utf-8")
+    for finding in findings:
+        message = f"{finding.severity}: {finding.message} [{finding.rule}]"
+        (problem,) = locate_findings(text, args.catalog, [Finding(finding.loc, message)])
+        print(problem, file=sys.stderr)
+    errors = sum(1 for f in findings if f.severity == "error")
+    if findings or args.command == "lint":
+        warnings = len(findings) - errors
+        outcome = "nothing was written" if errors and args.command != "lint" else "done"
+        print(
+            f"homeops_gen: lint: {errors} error{'s' * (errors != 1)}, {warnings} "
+            f"warning{'s' * (warnings != 1)}; {outcome}",
+            file=sys.stderr,
+        )
+    return errors
+
+
+def _explain(args: argparse.Namespace, catalog: Catalog, plan: Plan) -> int:
+    from homeops_gen.catalog.loader import CatalogPositions
+    from homeops_gen.explain import explain_service
+
+    names = [s.name for s in catalog.services]
+    if args.service not in names:
+        print(
+            f"homeops_gen: no service named {args.service!r} in {args.catalog} "
+            f"(there are: {', '.join(names)})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    positions = CatalogPositions(Path(args.catalog).read_text(encoding="utf-8"), args.catalog)
+    sys.stdout.write(explain_service(catalog, args.service, plan, positions))
+    return 0
+
+
+def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
+    from homeops_gen.plan import build_plan
     from homeops_gen.render import render_plan
     from homeops_gen.writer import check_output, write_output
 
-    catalog = load_catalog(args.catalog)
     rendered = render_plan(build_plan(catalog), _template_dirs(args))
     out_display = Path(args.out).as_posix()
-    if args.check:
+    if args.check or args.command == "check":
         report = check_output(rendered, args.out)
         _print_diffs(report, out_display)
     else:

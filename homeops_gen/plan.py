@@ -63,6 +63,8 @@ class OutputFile:
     path: str
     payload: Payload
     generator: str = ""
+    #: The service the file is for (empty for shared files), for ``explain``.
+    subject: str = ""
 
 
 @dataclass(frozen=True)

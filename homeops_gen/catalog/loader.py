@@ -22,7 +22,14 @@ from homeops_gen.catalog.policy import check_partial, resolve_catalog
 from homeops_gen.catalog.spec import CatalogSpec, ServiceSpec, SettingsSpec
 from homeops_gen.errors import CatalogError, Finding, Location, Problem
 
-__all__ = ["SUPPORTED_VERSION", "load_catalog", "load_catalog_data", "load_catalog_text"]
+__all__ = [
+    "SUPPORTED_VERSION",
+    "CatalogPositions",
+    "load_catalog",
+    "load_catalog_data",
+    "load_catalog_text",
+    "locate_findings",
+]
 
 SUPPORTED_VERSION = "homeops/v1"
 
@@ -262,3 +269,42 @@ def _position(root: Any, loc: Location, at_key: bool = False) -> tuple[int, int]
 
 def _is_scalar(node: Any) -> bool:
     return not isinstance(node, Mapping | list)
+
+
+class CatalogPositions:
+    """Where things are in a catalog's text: parsed once, asked many times."""
+
+    def __init__(self, text: str, source: str = "services.yaml") -> None:
+        self.source = source
+        try:
+            self.root: Any = YAML(typ="rt").load(text)
+        except MarkedYAMLError:
+            self.root = None
+
+    def at(self, loc: Location, at_key: bool = False) -> tuple[int, int]:
+        """1-based line and column of ``loc`` (or of its deepest existing ancestor)."""
+        return _position(self.root, loc, at_key)
+
+    def has(self, loc: Location) -> bool:
+        """Whether the user wrote ``loc`` (rather than leaving it to a default)."""
+        node = self.root
+        for part in loc:
+            if not _has_child(node, part) and not (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            ):
+                return False
+            node = node[part]
+        return True
+
+    def where(self, loc: Location) -> str:
+        line, column = self.at(loc, at_key=True)
+        return f"{self.source}:{line}:{column}"
+
+
+def locate_findings(text: str, source: str, findings: Iterable[Finding]) -> list[Problem]:
+    """Findings made on a loaded catalog (lint), placed at their lines in its ``text``."""
+    try:
+        root = YAML(typ="rt").load(text)
+    except MarkedYAMLError:
+        root = None
+    return _locate(root, source, findings)

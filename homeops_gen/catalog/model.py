@@ -37,6 +37,7 @@ __all__ = [
     "SnapshotLayer",
     "VolsyncApp",
     "VolsyncSettings",
+    "ZfsSnapshots",
     "parse_retention",
 ]
 
@@ -160,6 +161,14 @@ class VolsyncApp:
 
 
 @dataclass(frozen=True)
+class ZfsSnapshots:
+    pool: str
+    naming: str
+    schedule: Schedule
+    retention: Retention
+
+
+@dataclass(frozen=True)
 class LvmSnapshots:
     schedule: Schedule
     retention: Retention
@@ -228,6 +237,8 @@ class Settings:
     garage_s3_region: str | None
     garage_key_prefix: str
     lvm_snapshots: LvmSnapshots | None
+    zfs_snapshots: tuple[ZfsSnapshots, ...]
+    runbook_base_url: str
     #: PromQL label matchers of the backup disk, and the free space below which to alert.
     backup_disk_selector: str | None
     backup_disk_min_free_percent: int
@@ -254,6 +265,10 @@ class Service:
     backup_path: str
     #: Alert when the last success is older than this.
     stale_after: dt.timedelta
+    #: The declared recovery point objective, if any.
+    rpo: dt.timedelta | None
+    #: Its folder below the NAS's NFS root (offsite filter patterns).
+    dataset: str
     job: JobSettings
     #: The engine's connection block with its defaults filled in, or ``None``.
     connection: Spec | None

@@ -29,6 +29,7 @@ from homeops_gen.catalog.model import (
     SnapshotLayer,
     VolsyncApp,
     VolsyncSettings,
+    ZfsSnapshots,
     parse_retention,
 )
 from homeops_gen.catalog.spec import (
@@ -209,6 +210,8 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
     lvm = _resolve_lvm(resolver, spec)
     return Settings(
         lvm_snapshots=lvm,
+        zfs_snapshots=_resolve_zfs(resolver, spec),
+        runbook_base_url=(spec.alerts.runbook_base_url or "out/docs/runbooks").rstrip("/"),
         backup_disk_selector=spec.backup_disk.selector if spec.backup_disk else None,
         backup_disk_min_free_percent=spec.backup_disk.min_free_percent if spec.backup_disk else 10,
         alerts_namespace=spec.alerts.namespace,
@@ -262,6 +265,21 @@ def _resolve_lvm(resolver: _Resolver, spec: SettingsSpec) -> LvmSnapshots | None
         resolver.report((*loc, "retention"), str(exc))
         return None
     return LvmSnapshots(schedule, retention, lvm.min_free_percent) if schedule else None
+
+
+def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots, ...]:
+    tasks = []
+    for index, task in enumerate(spec.snapshots.zfs):
+        loc: Location = ("settings", "snapshots", "zfs", index)
+        schedule = resolver.cadence(task.cadence, f"zfs-{task.pool}-{index}", (*loc, "cadence"))
+        try:
+            retention = parse_retention(task.retention)
+        except ValueError as exc:
+            resolver.report((*loc, "retention"), str(exc))
+            continue
+        if schedule is not None:
+            tasks.append(ZfsSnapshots(task.pool, task.naming, schedule, retention))
+    return tuple(tasks)
 
 
 def _resolve_stale_after(
@@ -661,6 +679,8 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         integrity=integrity,
         backup_path=backup_path,
         stale_after=stale_after,
+        rpo=parse_duration(spec.rpo) if spec.rpo else None,
+        dataset=spec.dataset or spec.name,
         job=job,
         connection=connection,
         volsync=volsync,

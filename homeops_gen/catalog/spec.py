@@ -365,8 +365,18 @@ class LvmSnapshotsSpec(Spec):
     min_free_percent: Annotated[int, Field(ge=1, le=99)] = 15
 
 
+class ZfsSnapshotSpec(Spec):
+    """One periodic ZFS snapshot task on the NAS (TrueNAS), covering nfs and iscsi data."""
+
+    pool: Annotated[str, Matching(r"[A-Za-z0-9_.-]+", "a pool name", 64)]
+    naming: Annotated[str, Matching(r"[A-Za-z0-9_.%-]+", "a snapshot naming schema", 128)]
+    cadence: str
+    retention: RetentionText
+
+
 class SnapshotsSpec(Spec):
     lvm: LvmSnapshotsSpec | None = None
+    zfs: tuple[ZfsSnapshotSpec, ...] = ()
 
 
 class BackupDiskSpec(Spec):
@@ -388,6 +398,9 @@ class BackupDiskSpec(Spec):
 class AlertsSpec(Spec):
     #: Namespace of the PrometheusRule objects.
     namespace: DnsLabel = "monitoring"
+    #: Where the generated runbooks are published; alerts link ``<url>/restore-<service>.md``
+    #: (default: the path inside out/).
+    runbook_base_url: Url | None = None
     #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
     rule_labels: dict[
         Annotated[str, Matching(r"([a-z0-9.-]+/)?[A-Za-z0-9._-]+", "a label name", 253)],
@@ -586,6 +599,17 @@ class ServiceSpec(Spec):
     snapshots: bool | None = None
     #: Cadence of a standalone integrity-check job (SQLite only).
     integrity: str | None = None
+    #: The most data the service may lose, checked by ``lint`` against its schedule.
+    rpo: Annotated[str, Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16)] | None = (
+        None
+    )
+    #: Its folder on the NAS (below the NFS root), for the offsite filter (default: the name).
+    dataset: (
+        Annotated[
+            str, Matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative folder path", 255)
+        ]
+        | None
+    ) = None
     #: Alert when the last good backup is older than this (default: the schedule's largest
     #: gap between runs plus a grace); never shorter than that gap.
     stale_after: (

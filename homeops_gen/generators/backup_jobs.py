@@ -242,5 +242,11 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
         jobs = [_job_context(catalog, service, job) for job in cron_jobs(catalog, service)]
         context = {"service": service, "settings": catalog.settings, "module": module, "jobs": jobs}
         stack = f"terraform/stacks/{service.name}"
-        yield OutputFile(f"{stack}/backup.tf", TemplateRender("terraform/backup.tf.j2", context))
-        yield OutputFile(f"{stack}/versions.tf", TemplateRender("terraform/versions.tf.j2"))
+        yield OutputFile(
+            f"{stack}/backup.tf",
+            TemplateRender("terraform/backup.tf.j2", context),
+            subject=service.name,
+        )
+        yield OutputFile(
+            f"{stack}/versions.tf", TemplateRender("terraform/versions.tf.j2"), subject=service.name
+        )

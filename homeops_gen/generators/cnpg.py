@@ -263,12 +263,17 @@ def garage_region_config(catalog: Catalog) -> str:
 
 @register_generator("cnpg", description="out/kubernetes/cnpg: WAL archiving to Garage S3")
 def generate_cnpg(catalog: Catalog) -> Iterator[OutputFile]:
+    owners = {s.cnpg.name: s.name for s in catalog.services if s.cnpg is not None}
     clusters = [s.cnpg for s in catalog.services if s.cnpg is not None and s.uses("cnpg")]
     for cluster in clusters:
         folder = f"kubernetes/cnpg/{cluster.namespace}/{cluster.name}"
         for name, documents in sorted(cluster_documents(catalog.settings, cluster).items()):
             comment = _recovery_comment(cluster) if name == "recovery.yaml" else ""
-            yield OutputFile(f"{folder}/{name}", YamlDocuments(tuple(documents), comment))
+            yield OutputFile(
+                f"{folder}/{name}",
+                YamlDocuments(tuple(documents), comment),
+                subject=owners[cluster.name],
+            )
     if any(c.store.provider == "garage" for c in clusters):
         yield OutputFile("garage/provision.sh", Text(provision_script(catalog, clusters)))
         yield OutputFile("garage/s3_api.toml", Text(garage_region_config(catalog)))

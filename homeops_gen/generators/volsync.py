@@ -419,4 +419,5 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
         yield OutputFile(
             f"kubernetes/apps/{service.namespace}/{service.name}/volsync.yaml",
             YamlDocuments((config_map,)),
+            subject=service.name,
         )

@@ -1,0 +1,80 @@
+"""``python -m homeops_gen explain SERVICE``: every resolved value, where it came from, and
+the files generated for the service."""
+
+from __future__ import annotations
+
+from homeops_gen.catalog.loader import CatalogPositions
+from homeops_gen.catalog.model import Catalog, Origin, Service
+from homeops_gen.errors import Location
+from homeops_gen.plan import Plan
+from homeops_gen.schedule import format_duration
+
+__all__ = ["explain_service"]
+
+#: Fields a service states directly, with the built-in value when it is left out.
+_STATED = ("namespace", "storage", "churn", "engine", "criticality", "description")
+
+
+def _origin(origin: Origin, positions: CatalogPositions) -> str:
+    if origin.kind in ("catalog", "settings") and origin.loc:
+        return f"{origin.kind} {positions.where(origin.loc)}"
+    return f"{origin.kind}: {origin.detail}"
+
+
+def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str, str]]:
+    loc: Location = ("services", service.index)
+    rows = []
+    for name in _STATED:
+        value = str(getattr(service, name)) or "-"
+        where = (
+            f"catalog {positions.where((*loc, name))}" if positions.has((*loc, name)) else "default"
+        )
+        rows.append((name, value, where))
+    o = service.origins
+    schedule = service.schedule
+    derived = [
+        (
+            "methods",
+            ", ".join(service.methods) or "none (storage snapshots and offsite)",
+            o["methods"],
+        ),
+        (
+            "schedule",
+            f"{schedule.description}, largest gap {format_duration(schedule.max_gap())}",
+            o["schedule"],
+        ),
+        ("retention", str(service.retention), o["retention"]),
+        ("stale_after", format_duration(service.stale_after), o["stale_after"]),
+        ("snapshots", service.snapshot_layer or "none", o["snapshot_layer"]),
+        (
+            "offsite",
+            "included" if service.offsite.included else f"excluded: {service.offsite.reason}",
+            o["offsite"],
+        ),
+        ("backup_path", service.backup_path, o["backup_path"]),
+    ]
+    if service.integrity is not None:
+        derived.append(("integrity", service.integrity.description, o["integrity"]))
+    rows += [(name, value, _origin(origin, positions)) for name, value, origin in derived]
+    if service.uses("dump"):
+        rows += [
+            ("job.image", service.job.image, "job settings"),
+            ("job.shell", service.job.shell, "job settings"),
+        ]
+    return rows
+
+
+def explain_service(catalog: Catalog, name: str, plan: Plan, positions: CatalogPositions) -> str:
+    """A report of ``name``'s resolved values, their origins, and its generated files."""
+    service = catalog.service(name)
+    rows = _rows(service, positions)
+    width = max(len(row[0]) for row in rows)
+    value_width = min(48, max(len(row[1]) for row in rows))
+    lines = [f"{service.name} ({positions.where(('services', service.index))})"]
+    lines += [
+        f"  {field:<{width}}  {value:<{value_width}}  {origin}" for field, value, origin in rows
+    ]
+    files = [f.path for f in plan.files if f.subject == service.name]
+    lines.append("files:")
+    lines += [f"  {path}" for path in files] or ["  (none of its own)"]
+    return "\n".join(lines) + "\n"

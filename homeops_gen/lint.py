@@ -1,0 +1,162 @@
+"""Policy lint: conventions the catalog can be valid without, checked on every generate.
+
+Errors stop a generate (exit 2); warnings are printed and let it pass. Each rule is a
+function of the resolved catalog, so ``python -m homeops_gen lint`` and the generate that
+runs it see the same findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.catalog.policy import INTEGRITY_ENGINES, STATEFUL_ENGINES
+from homeops_gen.errors import Location
+from homeops_gen.protection import local_rpo, offsite_rpo, protection_layers
+from homeops_gen.schedule import format_duration
+
+__all__ = ["RULES", "LintFinding", "lint_catalog"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class LintFinding:
+    rule: str
+    severity: Severity
+    loc: Location
+    message: str
+
+
+def _loc(service: Service, field: str | None = None) -> Location:
+    base: Location = ("services", service.index)
+    return (*base, field) if field else base
+
+
+def iscsi_without_dump(catalog: Catalog) -> Iterator[LintFinding]:
+    """Block-level snapshots of an iSCSI zvol cannot restore one database: dump it."""
+    for s in catalog.services:
+        if (
+            s.storage == "iscsi"
+            and s.engine in STATEFUL_ENGINES
+            and not (s.uses("dump") or s.uses("cnpg"))
+        ):
+            yield LintFinding(
+                "iscsi-without-dump",
+                "error",
+                _loc(s, "methods" if s.origins["methods"].kind == "catalog" else "storage"),
+                f"{s.name} keeps {s.engine} state on an iSCSI volume but has no "
+                "application-level backup: add the dump method",
+            )
+
+
+def high_churn_snapshots(catalog: Catalog) -> Iterator[LintFinding]:
+    """High-churn volumes in LVM thin snapshots amplify every write (copy-on-write)."""
+    for s in catalog.services:
+        if s.churn == "high" and s.snapshot_layer == "lvm":
+            yield LintFinding(
+                "high-churn-snapshot",
+                "warning",
+                _loc(s, "snapshots"),
+                f"{s.name} is high-churn but in the LVM thin snapshots: each snapshot diverges "
+                "quickly and amplifies writes; set snapshots: false"
+                + (" and rely on its dump" if s.uses("dump") else ""),
+            )
+
+
+def offsite_without_reason(catalog: Catalog) -> Iterator[LintFinding]:
+    for s in catalog.services:
+        if not s.offsite.included and not s.offsite.reason:
+            yield LintFinding(
+                "offsite-without-reason",
+                "error",
+                _loc(s, "offsite"),
+                f"{s.name} is kept out of the offsite sync without a reason: write "
+                "offsite: {excluded: <why>}",
+            )
+
+
+def rpo_not_met(catalog: Catalog) -> Iterator[LintFinding]:
+    """The declared RPO must be met by at least one layer: the best one's largest gap."""
+    for s in catalog.services:
+        if s.rpo is None:
+            continue
+        layers = protection_layers(catalog, s)
+        best = local_rpo(layers)
+        if best is None:
+            yield LintFinding(
+                "rpo-not-met",
+                "error",
+                _loc(s, "rpo"),
+                f"{s.name} declares an RPO of {format_duration(s.rpo)} but nothing backs it up",
+            )
+        elif best > s.rpo:
+            layer = min(layers, key=lambda layer: layer.rpo)
+            yield LintFinding(
+                "rpo-not-met",
+                "error",
+                _loc(s, "rpo"),
+                f"{s.name} declares an RPO of {format_duration(s.rpo)} but its most frequent "
+                f"layer ({layer.title}, {layer.when}) can lose {format_duration(best)}",
+            )
+
+
+def critical_without_integrity(catalog: Catalog) -> Iterator[LintFinding]:
+    """A critical service needs a backup that is verified, and its live database checked."""
+    for s in catalog.services:
+        if s.criticality != "critical":
+            continue
+        if not s.methods:
+            yield LintFinding(
+                "critical-without-integrity",
+                "error",
+                _loc(s, "criticality"),
+                f"{s.name} is critical but only storage snapshots protect it, and nothing "
+                "verifies them: give it a backup method (its recipe verifies every backup)",
+            )
+        elif s.engine in INTEGRITY_ENGINES and s.integrity is None:
+            yield LintFinding(
+                "critical-without-integrity",
+                "error",
+                _loc(s, "criticality"),
+                f"{s.name} is critical but its {s.engine} database is only checked when it is "
+                "backed up: corruption between two backups spreads into them; add "
+                "integrity: hourly",
+            )
+
+
+def offsite_unreachable(catalog: Catalog) -> Iterator[LintFinding]:
+    """Offsite is on, but no layer carries the data off the site."""
+    nas_sync = catalog.settings.offsite_target is not None
+    stores = catalog.settings.volsync.r2 is not None or catalog.settings.object_stores
+    if not nas_sync and not stores:
+        return  # the catalog declares no offsite layer at all: nothing to check against
+    for s in catalog.services:
+        if s.offsite.included and offsite_rpo(protection_layers(catalog, s)) is None:
+            yield LintFinding(
+                "offsite-unreachable",
+                "warning",
+                _loc(s, "offsite" if s.origins["offsite"].kind == "catalog" else "storage"),
+                f"{s.name} is marked offsite, but no layer copies it off the site (the NAS "
+                "sync carries NFS datasets and dump folders, R2 the VolSync apps, an S3 or R2 "
+                "store the CNPG archives): exclude it with a reason, or give it a layer "
+                "that leaves the site",
+            )
+
+
+RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
+    iscsi_without_dump,
+    high_churn_snapshots,
+    offsite_without_reason,
+    rpo_not_met,
+    critical_without_integrity,
+    offsite_unreachable,
+)
+
+
+def lint_catalog(catalog: Catalog) -> list[LintFinding]:
+    """Every finding of every rule, errors first, then by position."""
+    findings = [finding for rule in RULES for finding in rule(catalog)]
+    return sorted(findings, key=lambda f: (f.severity != "error", f.loc, f.rule))

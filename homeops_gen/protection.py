@@ -1,0 +1,207 @@
+"""Which layers protect each service, and the recovery point each one gives.
+
+One function, :func:`protection_layers`, answers this for the protection matrix, the
+runbooks and the policy lint alike, so the documents and the checks cannot disagree.
+A layer's RPO is the most data it can lose: the largest gap between two of its runs (for
+CloudNativePG's WAL archive, PostgreSQL's ``archive_timeout``). An offsite layer adds the
+gap of the sync that carries the copy off the site to the gap of the copy it carries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.schedule import Schedule
+
+__all__ = [
+    "DUMP_TITLES",
+    "WAL_ARCHIVE_TIMEOUT",
+    "Layer",
+    "LayerKind",
+    "local_rpo",
+    "offsite_rpo",
+    "on_nas",
+    "protection_layers",
+]
+
+LayerKind = Literal["zfs", "lvm", "dump", "volsync", "cnpg-wal", "cnpg-base", "nas-sync", "r2"]
+
+#: CloudNativePG's default ``archive_timeout``: a WAL segment is archived at least this often.
+WAL_ARCHIVE_TIMEOUT = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Layer:
+    kind: LayerKind
+    #: What the layer is, for people: "ZFS snapshots", "pg_dumpall + pg_dump", ...
+    title: str
+    #: When it runs, for people ("every 6h", a cron expression, "continuous").
+    when: str
+    retention: str
+    #: The most data this layer can lose.
+    rpo: dt.timedelta
+    #: Whether the copy leaves the site.
+    offsite: bool
+    #: What else runs with it (the SQLite integrity check).
+    note: str = ""
+
+
+def on_nas(service: Service) -> bool:
+    """Whether the service's live data sits on the NAS (NFS datasets and iSCSI zvols)."""
+    return service.storage in ("nfs", "iscsi")
+
+
+def _gap(schedule: Schedule) -> dt.timedelta:
+    return schedule.max_gap()
+
+
+def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
+    settings = catalog.settings
+    if service.snapshot_layer == "zfs" and settings.zfs_snapshots:
+        tasks = settings.zfs_snapshots
+        best = min(tasks, key=lambda t: _gap(t.schedule))
+        return [
+            Layer(
+                "zfs",
+                "ZFS snapshots",
+                "; ".join(sorted({t.schedule.description for t in tasks})),
+                ", ".join(sorted({str(t.retention) for t in tasks})),
+                _gap(best.schedule),
+                offsite=False,
+            )
+        ]
+    lvm = settings.lvm_snapshots
+    if service.snapshot_layer == "lvm" and lvm is not None:
+        return [
+            Layer(
+                "lvm",
+                "LVM thin snapshots",
+                lvm.schedule.description,
+                str(lvm.retention),
+                _gap(lvm.schedule),
+                offsite=False,
+            )
+        ]
+    return []
+
+
+#: What each engine's dump recipe runs (see templates/scripts/).
+DUMP_TITLES = {
+    "postgresql": "pg_dumpall + pg_dump",
+    "mysql": "mariadb-dump",
+    "sqlite": "sqlite3 .backup",
+    "etcd": "etcdctl snapshot",
+    "vault": "vault raft snapshot",
+    "redis": "BGSAVE + RDB copy",
+    "dragonfly": "BGSAVE + RDB copy",
+    "prometheus": "TSDB snapshot",
+    "files": "tar.gz",
+}
+
+
+def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
+    layers: list[Layer] = []
+    schedule = service.schedule
+    if service.uses("dump"):
+        integrity = service.integrity
+        layers.append(
+            Layer(
+                "dump",
+                DUMP_TITLES[service.engine],
+                schedule.description,
+                str(service.retention),
+                _gap(schedule),
+                offsite=False,
+                note=f"integrity check {integrity.description}" if integrity else "",
+            )
+        )
+    volsync = service.volsync
+    if service.uses("volsync") and volsync is not None:
+        layers.append(
+            Layer(
+                "volsync",
+                "VolSync Kopia (NFS)",
+                schedule.description,
+                str(service.retention),
+                _gap(schedule),
+                False,
+            )
+        )
+        if volsync.r2_schedule is not None:
+            layers.append(
+                Layer(
+                    "r2",
+                    "VolSync restic (R2)",
+                    volsync.r2_schedule.description,
+                    str(service.retention),
+                    _gap(volsync.r2_schedule),
+                    True,
+                )
+            )
+    cluster = service.cnpg
+    if service.uses("cnpg") and cluster is not None:
+        base = Schedule(cluster.backup_schedule.split(" ", 1)[1])  # drop CNPG's seconds field
+        where = f"{cluster.store_name} s3://{cluster.store.bucket}/{cluster.server_name}"
+        offsite = cluster.store.provider in ("r2", "s3")
+        layers += [
+            Layer(
+                "cnpg-wal",
+                f"CNPG WAL archive ({where})",
+                "continuous",
+                cluster.retention_policy,
+                WAL_ARCHIVE_TIMEOUT,
+                offsite,
+            ),
+            Layer(
+                "cnpg-base",
+                "CNPG base backup",
+                base.description,
+                cluster.retention_policy,
+                _gap(base),
+                offsite,
+            ),
+        ]
+    return layers
+
+
+def _nas_sync_layer(catalog: Catalog, service: Service, local: list[Layer]) -> Layer | None:
+    """The NAS-to-NAS sync, when it carries this service's data or its dumps."""
+    settings = catalog.settings
+    sync = settings.offsite_incremental
+    if sync is None or not service.offsite.included:
+        return None
+    dump = next((layer for layer in local if layer.kind == "dump"), None)
+    if dump is not None:
+        carried, what = dump.rpo, "the dumps"
+    elif service.storage == "nfs":
+        carried, what = dt.timedelta(), "the dataset"
+    else:
+        return None
+    return Layer(
+        "nas-sync",
+        f"NAS sync of {what} to {settings.offsite_target}",
+        sync.description,
+        "mirror",
+        carried + _gap(sync),
+        offsite=True,
+    )
+
+
+def protection_layers(catalog: Catalog, service: Service) -> list[Layer]:
+    """Every layer protecting ``service``, local ones first, each with its RPO."""
+    layers = _snapshot_layers(catalog, service) + _method_layers(catalog, service)
+    sync = _nas_sync_layer(catalog, service, layers)
+    return layers + ([sync] if sync is not None else [])
+
+
+def local_rpo(layers: list[Layer]) -> dt.timedelta | None:
+    """The best recovery point of any layer (``None``: nothing protects the service)."""
+    return min((layer.rpo for layer in layers), default=None)
+
+
+def offsite_rpo(layers: list[Layer]) -> dt.timedelta | None:
+    """The best recovery point of the layers that leave the site."""
+    return min((layer.rpo for layer in layers if layer.offsite), default=None)
