@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
-from homeops_gen.generators import alerts, backup_jobs, catalog_view, cnpg, volsync
+from homeops_gen.generators import (
+    alerts,
+    backup_jobs,
+    catalog_view,
+    cnpg,
+    docs,
+    runbooks,
+    storage_layers,
+    volsync,
+)
 
-__all__ = ["alerts", "backup_jobs", "catalog_view", "cnpg", "volsync"]
+__all__ = [
+    "alerts",
+    "backup_jobs",
+    "catalog_view",
+    "cnpg",
+    "docs",
+    "runbooks",
+    "storage_layers",
+    "volsync",
+]

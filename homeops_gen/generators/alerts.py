@@ -16,6 +16,8 @@ the series never appears.
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -71,6 +73,8 @@ class Alert:
     summary: str
     description: str
     probe: Probe
+    #: The restore runbook of what the alert watches (empty: none).
+    runbook_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class RuleGroup:
 
     name: str
     alerts: tuple[Alert, ...]
+    #: The service the group watches (empty for the storage layers).
+    subject: str = ""
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -422,20 +428,25 @@ def rule_groups(catalog: Catalog) -> list[RuleGroup]:
     groups: list[RuleGroup] = []
     r2 = catalog.settings.volsync.r2 is not None
     for service in catalog.services:
+        runbook = f"{catalog.settings.runbook_base_url}/restore-{service.name}.md"
+        families: list[tuple[str, list[Alert]]] = []
         if service.uses("dump"):
-            groups.append(RuleGroup(f"backup-{service.name}", tuple(backup_job_alerts(service))))
+            families.append((f"backup-{service.name}", backup_job_alerts(service)))
         if service.uses("volsync"):
-            groups.append(RuleGroup(f"volsync-{service.name}", tuple(volsync_alerts(service, r2))))
+            families.append((f"volsync-{service.name}", volsync_alerts(service, r2)))
         if service.uses("cnpg") and service.cnpg is not None:
             cluster = service.cnpg
             alerts = cnpg_alerts(service, cluster, _cnpg_schedule(cluster))
-            groups.append(RuleGroup(f"cnpg-{cluster.name}", tuple(alerts)))
-    for name, alerts in (
+            families.append((f"cnpg-{cluster.name}", alerts))
+        for name, alerts in families:
+            linked = tuple(dataclasses.replace(a, runbook_url=runbook) for a in alerts)
+            groups.append(RuleGroup(name, linked, service.name))
+    for name, layer in (
         ("offsite", offsite_alerts(catalog)),
         ("snapshots", snapshot_alerts(catalog)),
     ):
-        if alerts:
-            groups.append(RuleGroup(name, tuple(alerts)))
+        if layer:
+            groups.append(RuleGroup(name, tuple(layer)))
     return sorted(groups, key=lambda g: g.name)
 
 
@@ -444,8 +455,15 @@ def _rule(alert: Alert) -> dict[str, Any]:
     if alert.for_:
         rule["for"] = prom_duration(alert.for_)
     rule["labels"] = dict(alert.labels)
-    rule["annotations"] = {"summary": alert.summary, "description": alert.description}
+    rule["annotations"] = _annotations(alert)
     return rule
+
+
+def _annotations(alert: Alert) -> dict[str, str]:
+    annotations = {"summary": alert.summary, "description": alert.description}
+    if alert.runbook_url:
+        annotations["runbook_url"] = alert.runbook_url
+    return annotations
 
 
 def rules_spec(group: RuleGroup) -> dict[str, Any]:
@@ -460,7 +478,7 @@ def _values(value: float, steps: int) -> str:
 def _expected(alert: Alert) -> dict[str, Any]:
     return {
         "exp_labels": {**dict(alert.probe.labels), **alert.labels},
-        "exp_annotations": {"summary": alert.summary, "description": alert.description},
+        "exp_annotations": _annotations(alert),
     }
 
 
@@ -578,9 +596,17 @@ def generate_alerts(catalog: Catalog) -> Iterator[OutputFile]:
             "spec": spec,
         }
         yield OutputFile(
-            f"kubernetes/monitoring/prometheusrules/{group.name}.yaml", YamlDocuments((rule,))
+            f"kubernetes/monitoring/prometheusrules/{group.name}.yaml",
+            YamlDocuments((rule,)),
+            subject=group.subject,
         )
-        yield OutputFile(f"prometheus/rules/{group.name}.rules.yaml", YamlDocuments((spec,)))
         yield OutputFile(
-            f"prometheus/tests/{group.name}.test.yaml", YamlDocuments((promtool_tests(group),))
+            f"prometheus/rules/{group.name}.rules.yaml",
+            YamlDocuments((spec,)),
+            subject=group.subject,
+        )
+        yield OutputFile(
+            f"prometheus/tests/{group.name}.test.yaml",
+            YamlDocuments((promtool_tests(group),)),
+            subject=group.subject,
         )

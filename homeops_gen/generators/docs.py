@@ -1,0 +1,144 @@
+"""Documents derived from the catalog (``out/docs/``).
+
+- ``protection-matrix.md``: one row per service, each protection layer with its schedule,
+  retention and RPO (from :mod:`homeops_gen.protection`), the alerts that watch it and its
+  runbook;
+- ``snapshots.md``: the storage snapshot layers: the ZFS periodic snapshot tasks, the LVM
+  thin snapshots and the volumes they leave out, and how to restore from each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.generators.alerts import rule_groups
+from homeops_gen.generators.runbooks import has_runbook, runbook_path
+from homeops_gen.generators.storage_layers import lvm_exclusions
+from homeops_gen.plan import OutputFile, TemplateRender
+from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
+from homeops_gen.registry import register_generator
+from homeops_gen.schedule import format_duration
+
+__all__ = ["generate_protection_matrix", "generate_snapshot_doc", "matrix_row"]
+
+_COLUMNS = {
+    "snapshots": ("zfs", "lvm"),
+    "backup": ("dump",),
+    "volsync": ("volsync", "r2"),
+    "wal": ("cnpg-wal", "cnpg-base"),
+    "offsite": ("nas-sync", "r2"),
+}
+
+
+def _describe(layer: Layer) -> str:
+    text = f"{layer.title}: {layer.when}, keeps {layer.retention} (RPO {format_duration(layer.rpo)})"
+    return f"{text}; {layer.note}" if layer.note else text
+
+
+def _cell(layers: list[Layer], kinds: tuple[str, ...]) -> str:
+    return "<br>".join(_describe(layer) for layer in layers if layer.kind in kinds) or "—"
+
+
+def _alerts_by_service(catalog: Catalog) -> dict[str, list[str]]:
+    alerts: dict[str, set[str]] = {}
+    for group in rule_groups(catalog):
+        if group.subject:
+            alerts.setdefault(group.subject, set()).update(a.name for a in group.alerts)
+    return {name: sorted(names) for name, names in alerts.items()}
+
+
+def _layer_alerts(catalog: Catalog, service: Service) -> list[str]:
+    """The storage layers' alerts that also watch ``service``."""
+    names = []
+    if service.snapshot_layer == "lvm" and catalog.settings.lvm_snapshots is not None:
+        names.append("LVMSnapshotStale")
+    if service.offsite.included and catalog.settings.offsite_incremental is not None:
+        if service.uses("dump") or service.storage == "nfs":
+            names.append("OffsiteSyncStale")
+    return names
+
+
+def has_snapshot_doc(catalog: Catalog) -> bool:
+    return bool(catalog.settings.zfs_snapshots or catalog.settings.lvm_snapshots)
+
+
+def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str, Any]:
+    """One service's row of the protection matrix, as plain strings."""
+    layers = protection_layers(catalog, service)
+    best, away = local_rpo(layers), offsite_rpo(layers)
+    offsite = _cell(layers, _COLUMNS["offsite"])
+    if not service.offsite.included:
+        offsite = f"excluded: {service.offsite.reason or 'no reason given'}"
+    snapshots = _cell(layers, _COLUMNS["snapshots"])
+    if snapshots == "—" and service.snapshot_layer:
+        snapshots = f"{service.snapshot_layer} (no schedule in settings.snapshots)"
+    row = {
+        "name": service.name,
+        "storage": service.storage,
+        "churn": service.churn,
+        "criticality": service.criticality,
+        **{column: _cell(layers, kinds) for column, kinds in _COLUMNS.items()},
+        "snapshots": snapshots,
+        "offsite": offsite,
+        "rpo": format_duration(best) if best is not None else "none",
+        "offsite_rpo": format_duration(away) if away is not None else "—",
+        "declared_rpo": format_duration(service.rpo) if service.rpo else "",
+        "alerts": ", ".join(f"`{a}`" for a in [*alerts, *_layer_alerts(catalog, service)])
+        or "—",
+        "runbook": (
+            f"[restore](runbooks/restore-{service.name}.md)"
+            if has_runbook(service)
+            else "[snapshots](snapshots.md)"
+            if service.snapshot_layer and has_snapshot_doc(catalog)
+            else "—"
+        ),
+    }
+    return {key: str(value).replace("|", "\\|") for key, value in row.items()}
+
+
+@register_generator("protection-matrix", description="out/docs/protection-matrix.md")
+def generate_protection_matrix(catalog: Catalog) -> Iterator[OutputFile]:
+    alerts = _alerts_by_service(catalog)
+    rows = [matrix_row(catalog, s, alerts.get(s.name, [])) for s in catalog.services]
+    runbooks = [runbook_path(s).removeprefix("docs/") for s in catalog.services if has_runbook(s)]
+    context = {
+        "catalog": catalog,
+        "rows": rows,
+        "runbooks": runbooks,
+        "snapshot_doc": has_snapshot_doc(catalog),
+    }
+    yield OutputFile("docs/protection-matrix.md", TemplateRender("markdown/matrix.md.j2", context))
+
+
+@register_generator("snapshot-doc", description="out/docs/snapshots.md: the snapshot layers")
+def generate_snapshot_doc(catalog: Catalog) -> Iterator[OutputFile]:
+    settings = catalog.settings
+    if not has_snapshot_doc(catalog):
+        return
+    zfs_services = [s.name for s in catalog.services if s.snapshot_layer == "zfs"]
+    lvm_services = [s.name for s in catalog.services if s.snapshot_layer == "lvm"]
+    context = {
+        "settings": settings,
+        "zfs": [
+            {
+                "pool": task.pool,
+                "naming": task.naming,
+                "cron": task.schedule.description,
+                "gap": format_duration(task.schedule.max_gap()),
+                "retention": str(task.retention),
+            }
+            for task in settings.zfs_snapshots
+        ],
+        "zfs_services": zfs_services,
+        "lvm": settings.lvm_snapshots,
+        "lvm_gap": (
+            format_duration(settings.lvm_snapshots.schedule.max_gap())
+            if settings.lvm_snapshots
+            else ""
+        ),
+        "lvm_services": lvm_services,
+        "lvm_excluded": lvm_exclusions(catalog),
+    }
+    yield OutputFile("docs/snapshots.md", TemplateRender("markdown/snapshots.md.j2", context))

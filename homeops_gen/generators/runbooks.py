@@ -1,0 +1,233 @@
+"""Restore runbooks (``out/docs/runbooks/``), one per service with a backup.
+
+``restore-<service>.md`` gives the exact restore steps for each of the service's methods,
+with the names, paths and secrets this catalog generated. For an application-level backup
+it comes with ``restore-<service>/restore.sh`` (the engine's restore recipe from
+``templates/scripts/restore/``) and ``restore-<service>/job.yaml``, a Job built from the
+very CronJob the backup runs (:func:`homeops_gen.generators.backup_jobs.cron_jobs`): same
+image, same environment and Secrets, same volumes. The runbook cannot name a path or a
+Secret the backup does not use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.generators.alerts import rule_groups
+from homeops_gen.generators.backup_jobs import (
+    BACKUP_METRICS_JOB,
+    BACKUP_MOUNT,
+    CronJob,
+    EnvVar,
+    cron_jobs,
+)
+from homeops_gen.generators.cnpg import object_store_name
+from homeops_gen.plan import OutputFile, TemplateRender, YamlDocuments
+from homeops_gen.protection import DUMP_TITLES, protection_layers
+from homeops_gen.registry import register_generator
+from homeops_gen.schedule import format_duration
+
+__all__ = [
+    "ETCD_RESTORE_ROOT",
+    "RESTORE_SCRIPT_MOUNT",
+    "backup_claim",
+    "generate_runbooks",
+    "restore_env",
+    "restore_job",
+    "runbook_path",
+]
+
+#: Where the restore Job mounts the ConfigMap holding restore.sh.
+RESTORE_SCRIPT_MOUNT = "/restore"
+#: The control-plane host folder etcd snapshots are restored below.
+ETCD_RESTORE_ROOT = "/var/lib/etcd-restore"
+#: Backup-job variables a restore has no use for.
+_BACKUP_ONLY = frozenset({"PUSHGATEWAY_URL", "RETENTION_COPIES", "RETENTION_MINUTES"})
+#: Knobs of the restore recipes, empty by default (see templates/scripts/restore/).
+_RESTORE_KNOBS: dict[str, tuple[tuple[str, str], ...]] = {
+    "postgresql": (("RESTORE_DATABASE", ""),),
+    "vault": (("VAULT_RESTORE_FORCE", "0"),),
+    "etcd": (("ETCD_RESTORE_ROOT", ETCD_RESTORE_ROOT),),
+}
+_LABELS = "app.kubernetes.io"
+
+
+def runbook_path(service: Service) -> str:
+    return f"docs/runbooks/restore-{service.name}.md"
+
+
+def has_runbook(service: Service) -> bool:
+    return bool(service.methods)
+
+
+def backup_claim(service: Service) -> str:
+    """The claim of the NFS backup volume: the ``name`` the stack gives its module."""
+    return f"{service.name}-backup"
+
+
+def restore_env(service: Service, backup: CronJob) -> list[EnvVar]:
+    """The backup job's environment, less what only a backup needs, plus the restore knobs."""
+    env = [var for var in backup.env if var.name not in _BACKUP_ONLY]
+    knobs = (("RESTORE_FROM", ""), *_RESTORE_KNOBS.get(service.engine, ()))
+    return env + [EnvVar(name, value) for name, value in knobs]
+
+
+def _env_entry(var: EnvVar) -> dict[str, Any]:
+    if var.secret is not None:
+        ref = {"name": var.secret.name, "key": var.secret.key}
+        return {"name": var.name, "valueFrom": {"secretKeyRef": ref}}
+    return {"name": var.name, "value": var.value or ""}
+
+
+def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = []
+    for volume in backup.volumes:
+        if volume.claim_expression is not None:  # the NFS backup volume
+            source = {"claimName": backup_claim(service), "readOnly": True}
+            volumes.append({"name": volume.name, "persistentVolumeClaim": source})
+        elif volume.claim is not None:  # the data the restore writes to
+            source = {"claimName": volume.claim}
+            volumes.append({"name": volume.name, "persistentVolumeClaim": source})
+        elif volume.host_path is not None:
+            volumes.append(
+                {"name": volume.name, "hostPath": {"path": volume.host_path, "type": "Directory"}}
+            )
+    if service.engine == "etcd":
+        host = {"path": ETCD_RESTORE_ROOT, "type": "DirectoryOrCreate"}
+        volumes.append({"name": "etcd-restore", "hostPath": host})
+    script = {"name": f"{service.name}-restore"}
+    return [*volumes, {"name": "restore-script", "configMap": script}]
+
+
+def _mounts(service: Service, backup: CronJob) -> list[dict[str, Any]]:
+    mounts = []
+    for mount in backup.mounts:
+        read_only = mount.path == BACKUP_MOUNT or mount.read_only and mount.volume != "data"
+        entry: dict[str, Any] = {"name": mount.volume, "mountPath": mount.path}
+        if read_only:
+            entry["readOnly"] = True
+        mounts.append(entry)
+    if service.engine == "etcd":
+        mounts.append({"name": "etcd-restore", "mountPath": ETCD_RESTORE_ROOT})
+    mounts.append({"name": "restore-script", "mountPath": RESTORE_SCRIPT_MOUNT, "readOnly": True})
+    return mounts
+
+
+def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
+    """The Job that runs ``restore.sh`` with the backup CronJob's image, env and volumes."""
+    labels = {
+        f"{_LABELS}/name": service.name,
+        f"{_LABELS}/component": "restore",
+        f"{_LABELS}/managed-by": "homeops_gen",
+    }
+    container = {
+        "name": "restore",
+        "image": service.job.image,
+        "command": [service.job.shell, f"{RESTORE_SCRIPT_MOUNT}/restore.sh"],
+        "env": [_env_entry(var) for var in restore_env(service, backup)],
+        "volumeMounts": _mounts(service, backup),
+    }
+    pod: dict[str, Any] = {"restartPolicy": "Never"}
+    if backup.control_plane:
+        label = "node-role.kubernetes.io/control-plane"
+        pod |= {
+            "hostNetwork": True,
+            "nodeSelector": {label: ""},
+            "tolerations": [{"key": label, "operator": "Exists", "effect": "NoSchedule"}],
+        }
+    pod |= {"containers": [container], "volumes": _volumes(service, backup)}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{service.name}-restore",
+            "namespace": service.namespace,
+            "labels": labels,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": service.job.active_deadline_seconds,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+
+
+def _recipe(service: Service) -> str:
+    return "redis" if service.engine == "dragonfly" else service.engine
+
+
+def _alert_names(catalog: Catalog, service: Service) -> list[str]:
+    groups = [group for group in rule_groups(catalog) if group.subject == service.name]
+    return sorted({alert.name for group in groups for alert in group.alerts})
+
+
+def _context(catalog: Catalog, service: Service) -> dict[str, Any]:
+    settings = catalog.settings
+    context: dict[str, Any] = {
+        "service": service,
+        "settings": settings,
+        "layers": [
+            {
+                "title": layer.title,
+                "when": layer.when,
+                "retention": layer.retention,
+                "rpo": format_duration(layer.rpo),
+                "offsite": layer.offsite,
+                "note": layer.note,
+            }
+            for layer in protection_layers(catalog, service)
+        ],
+        "alerts": _alert_names(catalog, service),
+        "metrics_job": BACKUP_METRICS_JOB,
+        "etcd_restore_root": ETCD_RESTORE_ROOT,
+    }
+    if service.uses("dump"):
+        backup = cron_jobs(catalog, service)[0]
+        context["dump"] = {
+            "cronjob": backup.name,
+            "claim": backup_claim(service),
+            "mount": BACKUP_MOUNT,
+            "folder": f"restore-{service.name}",
+            "env": restore_env(service, backup),
+            "script": f"scripts/restore/{_recipe(service)}.sh.j2",
+            "title": f"{DUMP_TITLES[service.engine]} backups",
+            "data_claims": [v.claim for v in backup.volumes if v.claim is not None],
+        }
+    if service.uses("cnpg") and service.cnpg is not None:
+        cluster = service.cnpg
+        context["cnpg"] = {
+            "cluster": cluster,
+            "folder": f"kubernetes/cnpg/{cluster.namespace}/{cluster.name}",
+            "object_store": object_store_name(cluster),
+        }
+    if service.uses("volsync") and service.volsync is not None:
+        context["volsync"] = {"app": service.volsync, "r2": settings.volsync.r2 is not None}
+    return context
+
+
+@register_generator("runbooks", description="out/docs/runbooks: a restore runbook per service")
+def generate_runbooks(catalog: Catalog) -> Iterator[OutputFile]:
+    for service in catalog.services:
+        if not has_runbook(service):
+            continue
+        context = _context(catalog, service)
+        yield OutputFile(
+            runbook_path(service),
+            TemplateRender("markdown/runbook.md.j2", context),
+            subject=service.name,
+        )
+        if "dump" not in context:
+            continue
+        folder = f"docs/runbooks/{context['dump']['folder']}"
+        backup = cron_jobs(catalog, service)[0]
+        script = TemplateRender(
+            context["dump"]["script"], {**context, "title": context["dump"]["title"]}
+        )
+        yield OutputFile(f"{folder}/restore.sh", script, subject=service.name)
+        yield OutputFile(
+            f"{folder}/job.yaml",
+            YamlDocuments((restore_job(service, backup),)),
+            subject=service.name,
+        )
