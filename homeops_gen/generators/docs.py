@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
-from homeops_gen.generators.alerts import rule_groups
-from homeops_gen.generators.runbooks import has_runbook, runbook_path
+from homeops_gen.generators.runbooks import alerts_by_service, has_runbook, runbook_path
 from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.plan import OutputFile, TemplateRender
 from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
@@ -39,14 +38,6 @@ def _describe(layer: Layer) -> str:
 
 def _cell(layers: list[Layer], kinds: tuple[str, ...]) -> str:
     return "<br>".join(_describe(layer) for layer in layers if layer.kind in kinds) or "—"
-
-
-def _alerts_by_service(catalog: Catalog) -> dict[str, list[str]]:
-    alerts: dict[str, set[str]] = {}
-    for group in rule_groups(catalog):
-        if group.subject:
-            alerts.setdefault(group.subject, set()).update(a.name for a in group.alerts)
-    return {name: sorted(names) for name, names in alerts.items()}
 
 
 def _layer_alerts(catalog: Catalog, service: Service) -> list[str]:
@@ -100,7 +91,7 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
 
 @register_generator("protection-matrix", description="out/docs/protection-matrix.md")
 def generate_protection_matrix(catalog: Catalog) -> Iterator[OutputFile]:
-    alerts = _alerts_by_service(catalog)
+    alerts = alerts_by_service(catalog)
     rows = [matrix_row(catalog, s, alerts.get(s.name, [])) for s in catalog.services]
     runbooks = [runbook_path(s).removeprefix("docs/") for s in catalog.services if has_runbook(s)]
     context = {

@@ -31,6 +31,7 @@ from homeops_gen.schedule import format_duration
 
 __all__ = [
     "ETCD_RESTORE_ROOT",
+    "alerts_by_service",
     "RESTORE_SCRIPT_MOUNT",
     "backup_claim",
     "generate_runbooks",
@@ -158,12 +159,16 @@ def _recipe(service: Service) -> str:
     return "redis" if service.engine == "dragonfly" else service.engine
 
 
-def _alert_names(catalog: Catalog, service: Service) -> list[str]:
-    groups = [group for group in rule_groups(catalog) if group.subject == service.name]
-    return sorted({alert.name for group in groups for alert in group.alerts})
+def alerts_by_service(catalog: Catalog) -> dict[str, list[str]]:
+    """The names of the alerts watching each service, from its own rule groups."""
+    alerts: dict[str, set[str]] = {}
+    for group in rule_groups(catalog):
+        if group.subject:
+            alerts.setdefault(group.subject, set()).update(a.name for a in group.alerts)
+    return {name: sorted(names) for name, names in alerts.items()}
 
 
-def _context(catalog: Catalog, service: Service) -> dict[str, Any]:
+def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str, Any]:
     settings = catalog.settings
     context: dict[str, Any] = {
         "service": service,
@@ -179,7 +184,7 @@ def _context(catalog: Catalog, service: Service) -> dict[str, Any]:
             }
             for layer in protection_layers(catalog, service)
         ],
-        "alerts": _alert_names(catalog, service),
+        "alerts": alerts,
         "metrics_job": BACKUP_METRICS_JOB,
         "etcd_restore_root": ETCD_RESTORE_ROOT,
     }
@@ -209,10 +214,11 @@ def _context(catalog: Catalog, service: Service) -> dict[str, Any]:
 
 @register_generator("runbooks", description="out/docs/runbooks: a restore runbook per service")
 def generate_runbooks(catalog: Catalog) -> Iterator[OutputFile]:
+    alerts = alerts_by_service(catalog)
     for service in catalog.services:
         if not has_runbook(service):
             continue
-        context = _context(catalog, service)
+        context = _context(catalog, service, alerts.get(service.name, []))
         yield OutputFile(
             runbook_path(service),
             TemplateRender("markdown/runbook.md.j2", context),
