@@ -1,4 +1,4 @@
-"""Command line: ``python -m homeops_gen [generate|check|lint|explain NAME]``.
+"""Command line: ``python -m homeops_gen [generate|check|lint|explain NAME|schema]``.
 
 The only module that prints or exits. Exit codes: 0 up to date / written, 1 drift
 (``--check``), 2 bad input or a lint error.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from homeops_gen.errors import HomeopsError
-from homeops_gen.report import EXIT_BAD_INPUT, EXIT_DRIFT, Report
+from homeops_gen.report import EXIT_BAD_INPUT, EXIT_DRIFT, Report, check_word
 
 if TYPE_CHECKING:
     from homeops_gen.catalog.model import Catalog
@@ -30,6 +30,7 @@ _DEFAULTS = {
     "templates": None,
     "quiet": False,
     "check": False,
+    "format": "text",
 }
 
 
@@ -49,6 +50,12 @@ def _common_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", help="print only problems and the summary line"
+    )
+    common.add_argument(
+        "--format",
+        choices=("text", "github"),
+        help="github: also print each problem and drifted file as a GitHub Actions "
+        "annotation (::error file=...,line=...::) on stdout",
     )
     return common
 
@@ -83,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "explain", parents=[common], help="every resolved value of a service and where it came from"
     )
     explain.add_argument("service", help="the service's name")
+    commands.add_parser(
+        "schema", help="print the JSON Schema of services.yaml (for editor completion)"
+    )
     return parser
 
 
@@ -100,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HomeopsError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
+        if args.format == "github":
+            for problem in exc.problems:
+                _annotate(problem)
         count = len(exc.problems)
         print(
             f"homeops_gen: {count} problem{'s' if count != 1 else ''}; nothing was written",
@@ -116,6 +129,8 @@ def _template_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        return _schema()
     from homeops_gen.catalog import load_catalog
     from homeops_gen.plan import build_plan
 
@@ -140,6 +155,8 @@ def _lint(args: argparse.Namespace, catalog: Catalog) -> int:
         message = f"{finding.severity}: {finding.message} [{finding.rule}]"
         (problem,) = locate_findings(text, args.catalog, [Finding(finding.loc, message)])
         print(problem, file=sys.stderr)
+        if args.format == "github":
+            _annotate(problem, finding.severity)
     errors = sum(1 for f in findings if f.severity == "error")
     if findings or args.command == "lint":
         warnings = len(findings) - errors
@@ -178,7 +195,7 @@ def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
     out_display = Path(args.out).as_posix()
     if args.check or args.command == "check":
         report = check_output(rendered, args.out)
-        _print_diffs(report, out_display)
+        _print_diffs(report, out_display, args.format == "github")
     else:
         report = write_output(rendered, args.out)
     if not args.quiet:
@@ -188,9 +205,51 @@ def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
     return report.exit_code
 
 
-def _print_diffs(report: Report, out_display: str) -> None:
+def _print_diffs(report: Report, out_display: str, annotate: bool) -> None:
     from homeops_gen.writer import format_diff
 
     for change in report.drift:
         sys.stdout.write(format_diff(change, out_display))
+        if annotate:
+            word = check_word(change.action)
+            _annotate(
+                f"{out_display}/{change.path} is {word}: run `python -m homeops_gen` and "
+                "commit the result",
+                file=f"{out_display}/{change.path}",
+            )
     sys.stdout.flush()
+
+
+def _schema() -> int:
+    import json
+
+    from homeops_gen.schema import catalog_json_schema
+
+    sys.stdout.write(json.dumps(catalog_json_schema(), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def _escape(text: str, *, property_value: bool = False) -> str:
+    """GitHub's workflow-command escaping (properties also escape ':' and ',')."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
+
+
+def _annotate(problem: object, severity: str = "error", file: str | None = None) -> None:
+    """Print ``problem`` as a GitHub Actions annotation on stdout."""
+    from homeops_gen.errors import Problem, format_loc
+
+    properties = {}
+    message = str(problem)
+    if isinstance(problem, Problem):
+        properties["file"] = problem.file
+        if problem.line:
+            properties["line"], properties["col"] = str(problem.line), str(problem.column)
+        message = (
+            f"{format_loc(problem.loc)}: {problem.message}" if problem.loc else problem.message
+        )
+    elif file is not None:
+        properties["file"] = file
+    fields = ",".join(f"{k}={_escape(v, property_value=True)}" for k, v in properties.items())
+    kind = "warning" if severity == "warning" else "error"
+    print(f"::{kind} {fields}::{_escape(message)}" if fields else f"::{kind}::{_escape(message)}")

@@ -1,4 +1,12 @@
-"""The generator registry. Built-in generators register exactly as a plug-in would."""
+"""The generator registry. Built-in generators register exactly as a plug-in would.
+
+A plug-in is a module of another package that registers its generators with
+:func:`register_generator` when imported, named by an entry point of the group
+``homeops_gen.generators`` (``[project.entry-points."homeops_gen.generators"]`` in its
+``pyproject.toml``). The built-ins are loaded the same way, by importing their modules.
+An entry point may also name a generator function itself; it is then registered under the
+entry point's name.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from homeops_gen.catalog.model import Catalog
+from homeops_gen.errors import PlanError
 from homeops_gen.plan import OutputFile
 
-__all__ = ["Generator", "GeneratorFunction", "register_generator", "registered_generators"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Generator",
+    "GeneratorFunction",
+    "load_plugins",
+    "register_generator",
+    "registered_generators",
+]
 
 GeneratorFunction = Callable[[Catalog], Iterable[OutputFile]]
+#: The entry-point group plug-in packages declare their generator modules in.
+ENTRY_POINT_GROUP = "homeops_gen.generators"
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,7 @@ class Generator:
 
 
 _REGISTRY: dict[str, Generator] = {}
+_PLUGINS_LOADED = False
 
 
 def register_generator(
@@ -39,8 +58,35 @@ def register_generator(
     return decorate
 
 
+def load_plugins() -> None:
+    """Import every module named in the ``homeops_gen.generators`` entry-point group, once.
+
+    Raises :class:`PlanError` naming the entry point when one cannot be loaded.
+    """
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    from importlib.metadata import entry_points
+
+    problems = []
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        try:
+            loaded = point.load()
+            if callable(loaded) and not any(g.function is loaded for g in _REGISTRY.values()):
+                register_generator(point.name)(loaded)
+        except Exception as exc:  # a broken plug-in is the user's input, not our crash
+            problems.append(
+                f"plug-in {point.name!r} ({point.value}) from entry-point group "
+                f"{ENTRY_POINT_GROUP!r} failed to load: {type(exc).__name__}: {exc}"
+            )
+    if problems:
+        raise PlanError(problems)
+    _PLUGINS_LOADED = True
+
+
 def registered_generators() -> tuple[Generator, ...]:
-    """Every registered generator (built-ins included), sorted by name."""
+    """Every registered generator (built-ins and plug-ins), sorted by name."""
     import homeops_gen.generators  # noqa: F401  (registers the built-ins on first import)
 
+    load_plugins()
     return tuple(_REGISTRY[name] for name in sorted(_REGISTRY))

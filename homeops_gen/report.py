@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from homeops_gen.writer import Action, Change, WriteMode
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_OK", "Report"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_OK", "Report", "check_word"]
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -25,6 +25,11 @@ _WRITE_WORDS = {
     Action.DELETE: "deleted",
     Action.IDENTICAL: "unchanged",
 }
+
+
+def check_word(action: Action) -> str:
+    """How ``--check`` names a differing file: missing, changed, stale or not owned."""
+    return _CHECK_WORDS[action]
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Report:
     def file_lines(self) -> list[str]:
         """One line per differing file: ``changed: x.yaml`` (check), ``update x.yaml`` (write)."""
         if self.mode is WriteMode.CHECK:
-            return [f"{_CHECK_WORDS[c.action]}: {c.path}" for c in self.drift]
+            return [f"{check_word(c.action)}: {c.path}" for c in self.drift]
         return [f"{c.action.value} {c.path}" for c in self.drift]
 
     def summary(self, out_display: str) -> str:

@@ -218,8 +218,13 @@ def test_lvm_env_file_is_valid_shell_and_excludes_high_churn_volumes(reference: 
     bash = require_tool("bash")
     env = OUT / "snapshots/lvm-pvc-snapshot.env"
     shown = subprocess.run(
-        [bash, "-c", 'set -eu; . "$1"; echo "$EXCLUDE_PVCS|$RETENTION_HOURS|$MIN_FREE_PERCENT"',
-         "_", str(env)],
+        [
+            bash,
+            "-c",
+            'set -eu; . "$1"; echo "$EXCLUDE_PVCS|$RETENTION_HOURS|$MIN_FREE_PERCENT"',
+            "_",
+            str(env),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -17,7 +17,6 @@ the series never appears.
 from __future__ import annotations
 
 import dataclasses
-
 import datetime as dt
 import re
 from collections.abc import Iterator

@@ -32,7 +32,9 @@ _COLUMNS = {
 
 
 def _describe(layer: Layer) -> str:
-    text = f"{layer.title}: {layer.when}, keeps {layer.retention} (RPO {format_duration(layer.rpo)})"
+    text = (
+        f"{layer.title}: {layer.when}, keeps {layer.retention} (RPO {format_duration(layer.rpo)})"
+    )
     return f"{text}; {layer.note}" if layer.note else text
 
 
@@ -40,15 +42,13 @@ def _cell(layers: list[Layer], kinds: tuple[str, ...]) -> str:
     return "<br>".join(_describe(layer) for layer in layers if layer.kind in kinds) or "—"
 
 
-def _layer_alerts(catalog: Catalog, service: Service) -> list[str]:
-    """The storage layers' alerts that also watch ``service``."""
-    names = []
-    if service.snapshot_layer == "lvm" and catalog.settings.lvm_snapshots is not None:
-        names.append("LVMSnapshotStale")
-    if service.offsite.included and catalog.settings.offsite_incremental is not None:
-        if service.uses("dump") or service.storage == "nfs":
-            names.append("OffsiteSyncStale")
-    return names
+#: The storage layers' own alerts, by the kind of layer they watch.
+_LAYER_ALERTS = {"lvm": "LVMSnapshotStale", "nas-sync": "OffsiteSyncStale"}
+
+
+def _layer_alerts(layers: list[Layer]) -> list[str]:
+    """The storage layers' alerts that also watch a service protected by ``layers``."""
+    return [_LAYER_ALERTS[layer.kind] for layer in layers if layer.kind in _LAYER_ALERTS]
 
 
 def has_snapshot_doc(catalog: Catalog) -> bool:
@@ -76,8 +76,7 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
         "rpo": format_duration(best) if best is not None else "none",
         "offsite_rpo": format_duration(away) if away is not None else "—",
         "declared_rpo": format_duration(service.rpo) if service.rpo else "",
-        "alerts": ", ".join(f"`{a}`" for a in [*alerts, *_layer_alerts(catalog, service)])
-        or "—",
+        "alerts": ", ".join(f"`{a}`" for a in [*alerts, *_layer_alerts(layers)]) or "—",
         "runbook": (
             f"[restore](runbooks/restore-{service.name}.md)"
             if has_runbook(service)

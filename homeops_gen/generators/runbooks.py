@@ -31,8 +31,8 @@ from homeops_gen.schedule import format_duration
 
 __all__ = [
     "ETCD_RESTORE_ROOT",
-    "alerts_by_service",
     "RESTORE_SCRIPT_MOUNT",
+    "alerts_by_service",
     "backup_claim",
     "generate_runbooks",
     "restore_env",
@@ -105,7 +105,7 @@ def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
 def _mounts(service: Service, backup: CronJob) -> list[dict[str, Any]]:
     mounts = []
     for mount in backup.mounts:
-        read_only = mount.path == BACKUP_MOUNT or mount.read_only and mount.volume != "data"
+        read_only = mount.path == BACKUP_MOUNT or (mount.read_only and mount.volume != "data")
         entry: dict[str, Any] = {"name": mount.volume, "mountPath": mount.path}
         if read_only:
             entry["readOnly"] = True

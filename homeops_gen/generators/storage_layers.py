@@ -142,7 +142,9 @@ def lvm_exclusions(catalog: Catalog) -> list[SnapshotExclusion]:
         if s.origins["snapshot_layer"].kind == "catalog":
             reason = "the catalog says snapshots: false"
         covered = "; its dump covers it" if s.uses("dump") else "; no other local copy"
-        exclusions.append(SnapshotExclusion(s, f"{s.namespace}/{service_claim(s)}", reason + covered))
+        exclusions.append(
+            SnapshotExclusion(s, f"{s.namespace}/{service_claim(s)}", reason + covered)
+        )
     return exclusions
 
 
