@@ -31,6 +31,7 @@ _DEFAULTS = {
     "quiet": False,
     "check": False,
     "format": "text",
+    "exit_non_zero_on_write": False,
 }
 
 
@@ -80,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--check", action="store_true", default=argparse.SUPPRESS, help="same as the check command"
     )
+    for target in (parser, generate):
+        target.add_argument(
+            "--exit-non-zero-on-write",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="exit 1 when the generate created, updated or deleted a file (pre-commit: "
+            "fail a commit whose out/ was not up to date, even when out/ was new)",
+        )
     commands.add_parser("check", parents=[common], help="exit 1 with a diff if out/ differs")
     commands.add_parser(
         "lint",
@@ -202,6 +211,8 @@ def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
         for line in report.file_lines():
             print(line, file=sys.stderr)
     print(f"homeops_gen: {report.summary(out_display)}", file=sys.stderr)
+    if args.exit_non_zero_on_write and report.drift:
+        return EXIT_DRIFT
     return report.exit_code
 
 

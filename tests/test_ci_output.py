@@ -140,3 +140,12 @@ def test_schema_needs_no_catalog(
     monkeypatch.chdir(tmp_path)  # no services.yaml here
     result = run_cli("schema")
     assert result.code == 0 and json.loads(result.out)["title"].startswith("homeops_gen")
+
+
+def test_exit_non_zero_on_write_fails_only_the_run_that_wrote(proj: Path, run_cli: Run) -> None:
+    first = run_cli("--exit-non-zero-on-write", "-q")
+    assert first.code == 1 and (proj / "out" / "README.md").is_file()
+    assert run_cli("generate", "--exit-non-zero-on-write", "-q").code == 0
+    (proj / "out" / "README.md").write_text("edited\n")
+    assert run_cli("--exit-non-zero-on-write", "-q").code == 1
+    assert run_cli("--exit-non-zero-on-write", "-q").code == 0
