@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from homeops_gen.errors import CatalogError, HomeopsError, PlanError, Problem, RenderError
     from homeops_gen.plan import OutputFile, Plan, TemplateRender, Text, YamlDocuments, build_plan
+    from homeops_gen.objects import kubernetes_objects
     from homeops_gen.registry import Generator, register_generator, registered_generators
     from homeops_gen.render import render_plan
     from homeops_gen.report import Report
@@ -50,6 +51,7 @@ _EXPORTS = {
     "Text": "homeops_gen.plan",
     "YamlDocuments": "homeops_gen.plan",
     "build_plan": "homeops_gen.plan",
+    "kubernetes_objects": "homeops_gen.objects",
     "Generator": "homeops_gen.registry",
     "register_generator": "homeops_gen.registry",
     "registered_generators": "homeops_gen.registry",
@@ -84,6 +86,7 @@ __all__ = [
     "YamlDocuments",
     "build_plan",
     "check_output",
+    "kubernetes_objects",
     "load_catalog",
     "load_catalog_data",
     "load_catalog_text",
