@@ -13,7 +13,11 @@ if [ -z "$name" ]; then
   name="$({ ls -1 "$BACKUP_DIR" | grep -E "^$SERVICE-[0-9]{8}T[0-9]{6}Z\$" || true; } | sort | tail -n 1)"
   [ -n "$name" ] || fail "no backup of $SERVICE in $BACKUP_DIR"
 fi
-printf '%s\n' "$name" | grep -qE "^$SERVICE-[0-9]{8}T[0-9]{6}Z\$" || fail "not a backup name: $name"
+# A case pattern matches the whole value (grep would accept any one line of it).
+case "$name" in
+  "$SERVICE"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+  *) fail "not a backup name: $name" ;;
+esac
 SOURCE="$BACKUP_DIR/$name"
 [ -d "$SOURCE" ] || fail "$SOURCE does not exist"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"

@@ -13,7 +13,11 @@ if [ -z "$name" ]; then
   name="$({ ls -1 "$BACKUP_DIR" | grep -E "^$SERVICE-[0-9]{8}T[0-9]{6}Z\$" || true; } | sort | tail -n 1)"
   [ -n "$name" ] || fail "no backup of $SERVICE in $BACKUP_DIR"
 fi
-printf '%s\n' "$name" | grep -qE "^$SERVICE-[0-9]{8}T[0-9]{6}Z\$" || fail "not a backup name: $name"
+# A case pattern matches the whole value (grep would accept any one line of it).
+case "$name" in
+  "$SERVICE"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+  *) fail "not a backup name: $name" ;;
+esac
 SOURCE="$BACKUP_DIR/$name"
 [ -d "$SOURCE" ] || fail "$SOURCE does not exist"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -26,15 +30,20 @@ check_integrity() {
 }
 
 # The application must be stopped: it would write over the restored file.
-name="$(basename "$SQLITE_DATABASE")"
-check_integrity "$SOURCE/$name"
-cp "$SOURCE/$name" "$SQLITE_DATABASE.restoring"
+# Not "name": the frame's final log line still names the backup folder with it.
+file="$(basename "$SQLITE_DATABASE")"
+# The copy is checked, not the backup: SQLite cannot open a WAL-mode database on the
+# read-only backup volume unless its -wal and -shm files are already there beside it.
+restoring="$SQLITE_DATABASE.restoring"
+trap 'rm -f "$restoring" "$restoring-wal" "$restoring-shm"' EXIT
+cp "$SOURCE/$file" "$restoring"
+check_integrity "$restoring"
 for suffix in "" -wal -shm -journal; do
   if [ -e "$SQLITE_DATABASE$suffix" ]; then
     mv "$SQLITE_DATABASE$suffix" "$SQLITE_DATABASE$suffix.before-restore-$STAMP"
   fi
 done
-mv "$SQLITE_DATABASE.restoring" "$SQLITE_DATABASE"
+mv "$restoring" "$SQLITE_DATABASE"
 check_integrity "$SQLITE_DATABASE"
 if [ -d "$SOURCE/files" ]; then
   log "restoring the files kept beside the database"
