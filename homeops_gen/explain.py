@@ -7,6 +7,7 @@ from homeops_gen.catalog.loader import CatalogPositions
 from homeops_gen.catalog.model import Catalog, Origin, Service
 from homeops_gen.errors import Location
 from homeops_gen.plan import Plan
+from homeops_gen.protection import protection_layers
 from homeops_gen.schedule import format_duration
 
 __all__ = ["explain_service"]
@@ -55,6 +56,10 @@ def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str,
     ]
     if service.integrity is not None:
         derived.append(("integrity", service.integrity.description, o["integrity"]))
+    if service.rpo is not None:
+        rows.append(
+            ("rpo", format_duration(service.rpo), f"catalog {positions.where((*loc, 'rpo'))}")
+        )
     rows += [(name, value, _origin(origin, positions)) for name, value, origin in derived]
     if service.uses("dump"):
         rows += [
@@ -74,6 +79,13 @@ def explain_service(catalog: Catalog, name: str, plan: Plan, positions: CatalogP
     lines += [
         f"  {field:<{width}}  {value:<{value_width}}  {origin}" for field, value, origin in rows
     ]
+    lines.append("protection (RPO = the most data a layer can lose):")
+    layers = protection_layers(catalog, service)
+    lines += [
+        f"  {layer.title}: {layer.when}, keeps {layer.retention}, RPO {format_duration(layer.rpo)}"
+        + (" (leaves the site)" if layer.offsite else "")
+        for layer in layers
+    ] or ["  nothing"]
     files = [f.path for f in plan.files if f.subject == service.name]
     lines.append("files:")
     lines += [f"  {path}" for path in files] or ["  (none of its own)"]

@@ -28,8 +28,9 @@ def parse(out: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
     """The table rows and the file list of an ``explain`` report."""
     lines = out.splitlines()
     split = lines.index("files:")
+    table_end = next(i for i, line in enumerate(lines) if line.startswith("protection"))
     rows = {}
-    for line in lines[1:split]:
+    for line in lines[1:table_end]:
         field, value, origin = re.split(r"\s{2,}", line.strip(), maxsplit=2)
         rows[field] = (value, origin)
     return rows, [line.strip() for line in lines[split + 1 :]]
@@ -181,3 +182,20 @@ def test_unknown_service_exits_2_and_lists_the_names(reference: tuple[Path, str]
     for name in names:
         assert re.search(rf"\b{re.escape(name)}\b", result.err), name
     assert not (root / "out").exists()
+
+
+def protection(out: str) -> list[str]:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("protection"))
+    return [line.strip() for line in lines[start + 1 : lines.index("files:")]]
+
+
+def test_explain_lists_each_layer_with_its_rpo(explain: Callable[[str], Explained]) -> None:
+    result = explain("postgresql").result
+    layers = protection(result.out)
+    assert any(line.startswith("CNPG WAL archive") and line.endswith("RPO 5m") for line in layers)
+    assert any(line.startswith("pg_dumpall + pg_dump") and "RPO 1d" in line for line in layers)
+    assert any("(leaves the site)" in line for line in layers)
+    rows, _ = parse(result.out)
+    assert rows["rpo"][0] == "1h" and rows["rpo"][1].startswith("catalog services.yaml:")
+    assert protection(explain("loki").result.out) == ["nothing"]
