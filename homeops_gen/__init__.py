@@ -26,8 +26,8 @@ if TYPE_CHECKING:
         load_catalog_text,
     )
     from homeops_gen.errors import CatalogError, HomeopsError, PlanError, Problem, RenderError
-    from homeops_gen.plan import OutputFile, Plan, TemplateRender, Text, YamlDocuments, build_plan
     from homeops_gen.objects import kubernetes_objects
+    from homeops_gen.plan import OutputFile, Plan, TemplateRender, Text, YamlDocuments, build_plan
     from homeops_gen.registry import Generator, register_generator, registered_generators
     from homeops_gen.render import render_plan
     from homeops_gen.report import Report

@@ -47,7 +47,20 @@ def load_catalog(path: str | Path) -> Catalog:
 
 
 def load_catalog_text(text: str, source: str = "<string>") -> Catalog:
-    """Load a catalog from YAML text; ``source`` names it in error messages."""
+    """Load a catalog from YAML text; ``source`` names it in error messages.
+
+    A valid catalog is read by libyaml (:mod:`.fast_yaml`), which is many times faster than
+    the round-trip parser; that one, which keeps positions, reads any catalog the fast path
+    does not take, and every catalog with a problem, so that errors name their line.
+    """
+    from homeops_gen.catalog.fast_yaml import fast_load
+
+    data = fast_load(text)
+    if isinstance(data, dict):
+        try:
+            return _validate(data, source, None)
+        except CatalogError:
+            pass  # read it again with positions, to say where the problems are
     root = _parse_yaml(text, source)
     return _validate(_plain(root), source, root)
 

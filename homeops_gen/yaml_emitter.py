@@ -1,0 +1,138 @@
+"""A fast block-style YAML emitter for plain data, byte-identical to the ruamel dump.
+
+ruamel's pure-Python serializer costs about 8 ms per Kubernetes object, which made
+rendering dominate every run (20 s for 1,000 services). This emitter writes the layout of
+:func:`homeops_gen.render.to_yaml` (mappings indented by 2, sequences by 4 with the dash at
+2, flow ``{}``/``[]`` when empty) directly, and borrows ruamel's own scalar analysis and
+implicit-type resolver to decide how each string is written (plain, ``'single'`` or
+``"double"`` quoted), cached per string. Anything outside that subset (multi-line strings,
+floats, nulls, nested sequences, non-string keys, very long scalars) raises :class:`Unsupported`,
+and the caller falls back to ruamel. A test compares both on every generated document.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["Unsupported", "emit_documents"]
+
+_STR = "tag:yaml.org,2002:str"
+#: Beyond this, ruamel may fold a plain scalar (width 4096 less the indentation).
+_MAX_SCALAR = 2000
+
+
+class Unsupported(Exception):
+    """The data holds something this emitter does not write exactly as ruamel would."""
+
+
+@lru_cache(maxsize=1)
+def _ruamel_parts() -> tuple[Any, Any, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import ScalarNode
+
+    yaml = YAML(typ="rt")
+    yaml.width = 4096
+    emitter = yaml.Emitter(io.StringIO(), allow_unicode=yaml.allow_unicode, dumper=yaml)
+    return emitter, yaml.resolver, ScalarNode
+
+
+@lru_cache(maxsize=65536)
+def _scalar(text: str, key: bool) -> str:
+    """``text`` as ruamel writes a ``str`` scalar (a mapping key when ``key``)."""
+    if len(text) > _MAX_SCALAR:
+        raise Unsupported("a long string")
+    emitter, resolver, node = _ruamel_parts()
+    analysis = emitter.analyze_scalar(text)
+    if analysis.multiline:  # any of YAML's line breaks (\n, \r, \x85, \u2028, \u2029)
+        raise Unsupported("a multi-line string")
+    implicit = resolver.resolve(node, text, (True, False)) == _STR
+    if implicit and not (key and analysis.empty) and analysis.allow_block_plain:
+        return text
+    if analysis.allow_double_quoted and "'" in text:
+        return _double_quoted(text)
+    if analysis.allow_single_quoted:
+        return "'" + text.replace("'", "''") + "'"
+    return _double_quoted(text)
+
+
+def _double_quoted(text: str) -> str:
+    if any(not (ch.isprintable() or ch == " ") for ch in text):
+        raise Unsupported("a string that needs escapes")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value(value: Any) -> str:
+    """A scalar value as written after ``key: `` or ``- ``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _scalar(str(value), key=False)
+    # None among them: ruamel writes it as "null" or as nothing, depending on its state.
+    raise Unsupported(f"a {type(value).__name__} value")
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise Unsupported("a key that is not a string")
+    return _scalar(str(key), key=True)
+
+
+def _empty(value: Any) -> str | None:
+    if isinstance(value, Mapping) and not value:
+        return "{}"
+    if isinstance(value, list | tuple) and not value:
+        return "[]"
+    return None
+
+
+def _mapping(data: Mapping[Any, Any], indent: int, out: list[str], first: str | None) -> None:
+    """Write ``data`` at ``indent``; ``first`` is the prefix of its first line (``- ``)."""
+    pad = " " * indent
+    for index, (key, value) in enumerate(data.items()):
+        lead = first if index == 0 and first is not None else pad
+        _entry(f"{lead}{_key(key)}:", value, indent, out)
+
+
+def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
+    flow = _empty(value)
+    if flow is not None:
+        out.append(f"{head} {flow}")
+    elif isinstance(value, Mapping):
+        out.append(head)
+        _mapping(value, indent + 2, out, None)
+    elif isinstance(value, list | tuple):
+        out.append(head)
+        _sequence(value, indent + 2, out)
+    else:
+        out.append(f"{head} {_value(value)}")
+
+
+def _sequence(items: Sequence[Any], indent: int, out: list[str]) -> None:
+    dash = " " * indent + "- "
+    for item in items:
+        flow = _empty(item)
+        if flow is not None:
+            out.append(dash + flow)
+        elif isinstance(item, Mapping):
+            _mapping(item, indent + 2, out, dash)
+        elif isinstance(item, list | tuple):
+            raise Unsupported("a sequence inside a sequence")
+        else:
+            out.append(dash + _value(item))
+
+
+def emit_documents(documents: Sequence[Any]) -> str:
+    """The documents as ruamel's ``dump_all`` writes them with homeops_gen's settings."""
+    out: list[str] = []
+    for index, document in enumerate(documents):
+        if index:
+            out.append("---")
+        if not isinstance(document, Mapping) or not document:
+            raise Unsupported("a document that is not a non-empty mapping")
+        _mapping(document, 0, out, None)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,90 @@
+"""The libyaml fast path reads a catalog exactly as the round-trip parser does, or declines."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
+from ruamel.yaml import YAML
+
+from homeops_gen.catalog.fast_yaml import fast_load
+from homeops_gen.catalog.loader import _plain
+
+sys.path.insert(0, str(REPO / "bench"))
+from synthetic import synthetic_catalog
+
+TRICKY = [
+    "a: yes\nb: No\nc: on\n",
+    "a: 017\nb: 0o17\nc: 0x1f\nd: 0b11\ne: 1_000\nf: -0\ng: +5\nh: 10\n",
+    "a: 1.5\n",
+    "a: .inf\n",
+    "a: 1e3\n",
+    "a: 2026-03-23\n",
+    "a: 2026-03-23T10:00:00Z\n",
+    "a: 12:30\n",
+    "a: ~\nb: null\nc: Null\nd:\n",
+    "a: true\nb: True\nc: TRUE\nd: false\n",
+    "a: !!str 5\n",
+    "a: !!int '5'\n",
+    "a: !custom x\n",
+    "a: &x {b: 1}\nc: *x\n",
+    "base: &b {x: 1}\nderived: {<<: *b, y: 2}\n",
+    "a: 1\na: 2\n",
+    "a: 1\n---\nb: 2\n",
+    "a: 'quoted'\nb: \"dq\\tx\"\nc: |\n  block\n  text\nd: >\n  folded\n  text\n",
+    "1: a\n",
+    "? [a, b]\n: c\n",
+    "- a\n- b\n",
+    "",
+    "just text\n",
+    "a: [1, [2, 3], {b: c}]\n",
+    "a: {}\nb: []\n",
+    "a: 'it''s'\n",
+    "a: x # comment\n",
+    'a: "\\u00e9 \\U0001F642"\n',
+    "a: 😀\n",
+    "a: [yes, NO, 1.0]\n",
+]
+
+
+def ruamel_plain(text: str) -> object:
+    return _plain(YAML(typ="rt").load(text))
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_fast_path_agrees_or_declines(text: str) -> None:
+    fast = fast_load(text)
+    try:
+        expected = ruamel_plain(text)
+    except Exception:  # ruamel rejects it: the fast path must not accept it
+        assert fast is None
+        return
+    assert fast is None or (fast == expected and type(fast) is type(expected)), (fast, expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: yes\n", "a: 10\nb: true\nc: ~\n", "a: 'quoted'\n", "a: [x, {b: c}]\n"],
+)
+def test_fast_path_takes_plain_documents(text: str) -> None:
+    assert fast_load(text) == ruamel_plain(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["a: 1.5\n", "a: 2026-03-23\n", "a: 017\n", "a: !!str 5\n", "a: 1\na: 2\n"]
+)
+def test_fast_path_declines_what_could_differ(text: str) -> None:
+    assert fast_load(text) is None
+
+
+def test_real_catalogs_take_the_fast_path_and_agree() -> None:
+    for text in (
+        (REPO / "services.yaml").read_text(),
+        SMALL_CATALOG,
+        MINIMAL_HEAD + "  []\n",
+        synthetic_catalog(50),
+    ):
+        fast = fast_load(text)
+        assert fast is not None
+        assert fast == ruamel_plain(text)
