@@ -12,13 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeops_gen.errors import HomeopsError
 from homeops_gen.report import EXIT_BAD_INPUT, EXIT_DRIFT, Report, check_word
 
 if TYPE_CHECKING:
     from homeops_gen.catalog.model import Catalog
+    from homeops_gen.errors import Problem
     from homeops_gen.plan import Plan
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +33,7 @@ _DEFAULTS = {
     "check": False,
     "format": "text",
     "exit_non_zero_on_write": False,
+    "no_cache": False,
 }
 
 
@@ -51,6 +53,11 @@ def _common_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", help="print only problems and the summary line"
+    )
+    common.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="always run the whole pipeline (also: HOMEOPS_GEN_NO_CACHE=1)",
     )
     common.add_argument(
         "--format",
@@ -140,33 +147,51 @@ def _template_dirs(args: argparse.Namespace) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "schema":
         return _schema()
+    if args.command in (None, "generate", "check"):
+        fingerprint = _fingerprint(args)
+        if fingerprint is not None and (hit := _cached(args, fingerprint)) is not None:
+            return hit
     from homeops_gen.catalog import load_catalog
     from homeops_gen.plan import build_plan
 
     catalog = load_catalog(args.catalog)
     if args.command == "explain":
         return _explain(args, catalog, build_plan(catalog))
-    lint_errors = _lint(args, catalog)
+    findings = _lint_problems(args, catalog)
+    lint_errors = _print_lint(args, findings)
     if args.command == "lint" or lint_errors:
         return EXIT_BAD_INPUT if lint_errors else 0
-    return _generate(args, catalog)
+    return _generate(args, catalog, findings)
 
 
-def _lint(args: argparse.Namespace, catalog: Catalog) -> int:
-    """Print every lint finding at its catalog line; return how many are errors."""
+LintProblems = list[tuple["Problem", str]]
+
+
+def _lint_problems(args: argparse.Namespace, catalog: Catalog) -> LintProblems:
+    """Every lint finding, placed at its catalog line, with its severity."""
     from homeops_gen.catalog.loader import locate_findings
     from homeops_gen.errors import Finding
     from homeops_gen.lint import lint_catalog
 
     findings = lint_catalog(catalog)
+    if not findings:
+        return []
     text = Path(args.catalog).read_text(encoding="utf-8")
+    located: LintProblems = []
     for finding in findings:
         message = f"{finding.severity}: {finding.message} [{finding.rule}]"
         (problem,) = locate_findings(text, args.catalog, [Finding(finding.loc, message)])
+        located.append((problem, finding.severity))
+    return located
+
+
+def _print_lint(args: argparse.Namespace, findings: LintProblems) -> int:
+    """Print the lint findings and their count; return how many are errors."""
+    for problem, severity in findings:
         print(problem, file=sys.stderr)
         if args.format == "github":
-            _annotate(problem, finding.severity)
-    errors = sum(1 for f in findings if f.severity == "error")
+            _annotate(problem, severity)
+    errors = sum(1 for _, severity in findings if severity == "error")
     if findings or args.command == "lint":
         warnings = len(findings) - errors
         outcome = "nothing was written" if errors and args.command != "lint" else "done"
@@ -176,6 +201,41 @@ def _lint(args: argparse.Namespace, catalog: Catalog) -> int:
             file=sys.stderr,
         )
     return errors
+
+
+def _fingerprint(args: argparse.Namespace) -> str | None:
+    """The cache key of this run's inputs, or ``None`` when the cache is off or unreadable."""
+    from homeops_gen.cache import cache_enabled, input_fingerprint
+
+    if args.no_cache or not cache_enabled():
+        return None
+    registry = sys.modules.get("homeops_gen.registry")
+    if registry is not None and registry.foreign_generators():
+        return None  # generators the fingerprint cannot see take part
+    try:
+        return input_fingerprint(Path(args.catalog), _template_dirs(args))
+    except OSError:
+        return None  # the full run says what is wrong
+
+
+def _cached(args: argparse.Namespace, fingerprint: str) -> int | None:
+    """Answer from the cache when out/ is what a run with the same inputs left: exit 0."""
+    from homeops_gen.cache import lookup
+    from homeops_gen.errors import Problem
+    from homeops_gen.writer import Action, Change, WriteMode
+
+    hit = lookup(fingerprint, Path(args.out))
+    if hit is None:
+        return None
+    findings = [
+        (Problem(file, line, column, tuple(loc), message), severity)
+        for file, line, column, loc, message, severity in hit.lint
+    ]
+    _print_lint(args, findings)
+    mode = WriteMode.CHECK if args.check or args.command == "check" else WriteMode.WRITE
+    report = Report(mode, tuple(Change(p, Action.IDENTICAL, None, None) for p in hit.files))
+    print(f"homeops_gen: {report.summary(Path(args.out).as_posix())}", file=sys.stderr)
+    return report.exit_code
 
 
 def _explain(args: argparse.Namespace, catalog: Catalog, plan: Plan) -> int:
@@ -195,7 +255,7 @@ def _explain(args: argparse.Namespace, catalog: Catalog, plan: Plan) -> int:
     return 0
 
 
-def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
+def _generate(args: argparse.Namespace, catalog: Catalog, findings: LintProblems) -> int:
     from homeops_gen.plan import build_plan
     from homeops_gen.render import render_plan
     from homeops_gen.writer import check_output, write_output
@@ -211,9 +271,24 @@ def _generate(args: argparse.Namespace, catalog: Catalog) -> int:
         for line in report.file_lines():
             print(line, file=sys.stderr)
     print(f"homeops_gen: {report.summary(out_display)}", file=sys.stderr)
+    if report.exit_code == 0:
+        _remember(args, report, findings)
     if args.exit_non_zero_on_write and report.drift:
         return EXIT_DRIFT
     return report.exit_code
+
+
+def _remember(args: argparse.Namespace, report: Report, findings: LintProblems) -> None:
+    """Record an up-to-date out/ for the next run (not when a plug-in took part)."""
+    from homeops_gen.cache import record
+
+    fingerprint = _fingerprint(args)
+    if fingerprint is None:
+        return
+    lint: list[list[Any]] = [
+        [p.file, p.line, p.column, list(p.loc), p.message, severity] for p, severity in findings
+    ]
+    record(fingerprint, Path(args.out), [c.path for c in report.changes], lint)
 
 
 def _print_diffs(report: Report, out_display: str, annotate: bool) -> None:

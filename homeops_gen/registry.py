@@ -21,7 +21,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Generator",
     "GeneratorFunction",
+    "foreign_generators",
     "load_plugins",
+    "loaded_plugins",
     "register_generator",
     "registered_generators",
 ]
@@ -42,6 +44,8 @@ class Generator:
 
 _REGISTRY: dict[str, Generator] = {}
 _PLUGINS_LOADED = False
+#: The entry points loaded from other packages.
+_PLUGINS: list[str] = []
 
 
 def register_generator(
@@ -70,6 +74,7 @@ def load_plugins() -> None:
 
     problems = []
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        _PLUGINS.append(point.name)
         try:
             loaded = point.load()
             if callable(loaded) and not any(g.function is loaded for g in _REGISTRY.values()):
@@ -82,6 +87,22 @@ def load_plugins() -> None:
     if problems:
         raise PlanError(problems)
     _PLUGINS_LOADED = True
+
+
+def loaded_plugins() -> tuple[str, ...]:
+    """The names of the plug-in entry points loaded so far."""
+    return tuple(_PLUGINS)
+
+
+def foreign_generators() -> tuple[str, ...]:
+    """Generators registered from outside this package (plug-ins, or a library caller's)."""
+    return tuple(
+        sorted(
+            name
+            for name, generator in _REGISTRY.items()
+            if not generator.function.__module__.startswith("homeops_gen.generators.")
+        )
+    ) + tuple(_PLUGINS)
 
 
 def registered_generators() -> tuple[Generator, ...]:

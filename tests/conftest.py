@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ import pytest
 from homeops_gen.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
+# The up-to-date cache (homeops_gen/cache.py) of every CLI run in the tests, in-process or
+# not, goes to a folder of this run, never to the user's home.
+os.environ["HOMEOPS_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="homeops-gen-cache-")
 
 #: Settings every inline catalog starts from; services are appended by the tests.
 MINIMAL_HEAD = textwrap.dedent(

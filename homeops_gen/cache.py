@@ -1,0 +1,141 @@
+"""Skip the work when nothing changed: a fingerprint of every input, checked before loading.
+
+A generate or check that found ``out/`` up to date records, outside the repository (in
+``$HOMEOPS_GEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/homeops_gen``, else
+``~/.cache/homeops_gen``), a fingerprint of what the output depends on and the SHA-256
+of every file it owns in ``out/``. The next run computes the fingerprint again; when it is
+the same and every file still has its recorded content (regular files, no symlinked
+folders on the way), the answer is the same and is given without importing pydantic,
+jinja2 or ruamel. Anything else runs the full pipeline.
+
+The fingerprint covers the catalog's bytes, every file of the template folders, this
+package's own code and templates, the Python version, and the names of the installed
+distributions (so an upgrade of a dependency or a new plug-in changes it). A run that
+loaded a plug-in is never recorded: the plug-in's code is not part of the fingerprint.
+Set ``HOMEOPS_GEN_NO_CACHE=1`` (or pass ``--no-cache``) to always run everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CacheHit", "cache_enabled", "input_fingerprint", "lookup", "record"]
+
+_FORMAT = "homeops_gen-cache-1"
+_METADATA = (".dist-info", ".egg-info", ".pth")
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """What the recorded run found: how many files are up to date, and its lint output."""
+
+    files: tuple[str, ...]
+    #: The lint findings of that run: ``[file, line, column, loc, message, severity]``.
+    lint: tuple[list[Any], ...]
+
+
+def cache_enabled() -> bool:
+    return os.environ.get("HOMEOPS_GEN_NO_CACHE", "") in ("", "0")
+
+
+def _cache_file(out_dir: Path) -> Path:
+    base = os.environ.get("HOMEOPS_GEN_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(xdg) / "homeops_gen")
+    name = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:32]
+    return Path(base) / f"{name}.json"
+
+
+def _hash_tree(digest: Any, root: Path, suffixes: tuple[str, ...] = ()) -> None:
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        if suffixes and path.suffix not in suffixes:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+
+
+def _distributions() -> list[str]:
+    """The distributions on ``sys.path``, by name and version (their metadata folders)."""
+    names = []
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        names += [
+            f"{entry}/{n}" for n in listing if n.endswith((".dist-info", ".egg-info", ".pth"))
+        ]
+    return sorted(names)
+
+
+def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
+    """The SHA-256 of everything the output of a run depends on."""
+    from homeops_gen.render import packaged_templates_dir
+
+    digest = hashlib.sha256(_FORMAT.encode() + b"\0" + sys.version.encode() + b"\0")
+    digest.update(catalog.read_bytes() + b"\0")
+    for folder in template_dirs:
+        digest.update(b"templates\0" + str(folder).encode() + b"\0")
+        if folder.is_dir():
+            _hash_tree(digest, folder)
+    package = Path(__file__).resolve().parent
+    _hash_tree(digest, package, (".py", ".typed"))
+    _hash_tree(digest, packaged_templates_dir())
+    digest.update("\n".join(_distributions()).encode())
+    return digest.hexdigest()
+
+
+def _unchanged(out_dir: Path, files: dict[str, str]) -> bool:
+    """Every recorded file is a regular file with its recorded content, reached without links."""
+    seen: set[Path] = set()
+    for relative, sha in files.items():
+        target = out_dir / relative
+        for folder in target.relative_to(out_dir).parents:
+            path = out_dir / folder
+            if path not in seen:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    return False
+                seen.add(path)
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            return False
+        if hashlib.sha256(target.read_bytes()).hexdigest() != sha:
+            return False
+    return True
+
+
+def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
+    """The recorded answer for ``fingerprint``, if ``out_dir`` still holds what it held."""
+    try:
+        entry = json.loads(_cache_file(out_dir).read_text(encoding="utf-8"))
+        if entry.get("fingerprint") != fingerprint or not _unchanged(out_dir, entry["files"]):
+            return None
+        return CacheHit(tuple(entry["files"]), tuple(entry["lint"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def record(
+    fingerprint: str, out_dir: Path, paths: Iterable[str], lint: Sequence[list[Any]]
+) -> None:
+    """Remember that ``out_dir`` is up to date for ``fingerprint`` (best effort)."""
+    try:
+        files = {p: hashlib.sha256((out_dir / p).read_bytes()).hexdigest() for p in sorted(paths)}
+        entry = {"fingerprint": fingerprint, "files": files, "lint": list(lint)}
+        target = _cache_file(out_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(entry), encoding="utf-8")
+        os.replace(partial, target)
+    except OSError:
+        return  # a read-only home or a vanished file: the next run is simply a full one

@@ -1,0 +1,159 @@
+"""The up-to-date cache answers only when nothing that matters changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG, CliResult
+
+#: Runs the CLI in a fresh interpreter and says whether the full pipeline ran (pydantic).
+PROBE = """
+import sys
+from homeops_gen.cli import main
+code = main(sys.argv[1:])
+print("full" if "pydantic" in sys.modules else "cached", code)
+"""
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "services.yaml").write_text(SMALL_CATALOG, encoding="utf-8")
+    cache = tmp_path.parent / f"{tmp_path.name}-cache"
+    old = os.environ.get("HOMEOPS_GEN_CACHE_DIR")
+    os.environ["HOMEOPS_GEN_CACHE_DIR"] = str(cache)
+    yield tmp_path
+    if old is not None:
+        os.environ["HOMEOPS_GEN_CACHE_DIR"] = old
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+def run(cwd: Path, *args: str, **env: str) -> tuple[str, int, CliResult]:
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    how, code = lines[-1].split()
+    return how, int(code), CliResult(proc.returncode, "\n".join(lines[:-1]), proc.stderr)
+
+
+def test_an_unchanged_repo_is_answered_without_the_pipeline(proj: Path) -> None:
+    assert run(proj, "-q")[:2] == ("full", 0)
+    how, code, result = run(proj, "--check", "-q")
+    assert (how, code) == ("cached", 0)
+    assert "out/ is up to date" in result.err
+    how, code, result = run(proj, "-q")
+    assert (how, code) == ("cached", 0) and "unchanged" in result.err
+
+
+def test_a_changed_catalog_runs_everything_and_finds_the_drift(proj: Path) -> None:
+    run(proj, "-q")
+    catalog = proj / "services.yaml"
+    catalog.write_text(catalog.read_text().replace("cadence: 6h", "cadence: 4h"))
+    how, code, result = run(proj, "--check", "-q")
+    assert (how, code) == ("full", 1)
+    assert "out/ is out of date" in result.err
+
+
+@pytest.mark.parametrize("damage", ["edit", "delete", "symlinked-folder", "crlf"])
+def test_a_touched_out_folder_is_checked_for_real(proj: Path, damage: str) -> None:
+    run(proj, "-q")
+    readme = proj / "out" / "README.md"
+    if damage == "edit":
+        readme.write_text(readme.read_text() + "local note\n")
+    elif damage == "delete":
+        (proj / "out" / "catalog" / "resolved.yaml").unlink()
+    elif damage == "symlinked-folder":
+        folder = proj / "out" / "catalog"
+        shutil.copytree(folder, proj / "elsewhere")
+        shutil.rmtree(folder)
+        folder.symlink_to(proj / "elsewhere", target_is_directory=True)
+    else:
+        readme.write_bytes(readme.read_bytes().replace(b"\n", b"\r\n"))
+    how, code, _ = run(proj, "--check", "-q")
+    assert how == "full"
+    assert code == (0 if damage == "crlf" else 1)  # CRLF counts as unchanged, as always
+
+
+def test_a_template_override_invalidates(proj: Path) -> None:
+    run(proj, "-q")
+    override = proj / "templates" / "markdown"
+    override.mkdir(parents=True)
+    shutil.copy(REPO / "templates" / "markdown" / "index.md.j2", override / "index.md.j2")
+    assert run(proj, "--check", "-q")[:2] == ("full", 0)  # same bytes: still up to date
+    (override / "index.md.j2").write_text("# mine\n")
+    assert run(proj, "--check", "-q")[:2] == ("full", 1)
+
+
+def test_no_cache_runs_everything(proj: Path) -> None:
+    run(proj, "-q")
+    assert run(proj, "--check", "-q", HOMEOPS_GEN_NO_CACHE="1")[0] == "full"
+    assert run(proj, "--check", "--no-cache", "-q")[0] == "full"
+    assert run(proj, "--check", "-q")[0] == "cached"
+
+
+def test_a_corrupt_cache_is_ignored(proj: Path) -> None:
+    run(proj, "-q")
+    cache = Path(os.environ["HOMEOPS_GEN_CACHE_DIR"])
+    for entry in cache.glob("*.json"):
+        entry.write_text("{not json")
+    assert run(proj, "--check", "-q")[:2] == ("full", 0)
+    assert run(proj, "--check", "-q")[:2] == ("cached", 0)
+
+
+def test_lint_warnings_are_repeated_from_the_cache(proj: Path) -> None:
+    head = MINIMAL_HEAD.replace("services:\n", "  snapshots: {lvm: {}}\nservices:\n")
+    body = "  - {name: logs, namespace: logs, storage: proxmox-lvm, churn: high, engine: files,\n"
+    body += "     snapshots: true, offsite: {excluded: Regenerable}}\n"
+    (proj / "services.yaml").write_text(head + body)
+    first = run(proj, "-q", "--format", "github")
+    cached = run(proj, "--check", "-q", "--format", "github")
+    assert (first[0], cached[0]) == ("full", "cached")
+    warning = [line for line in first[2].err.splitlines() if "high-churn-snapshot" in line]
+    assert warning and warning[0] in cached[2].err
+    assert cached[2].out.startswith("::warning file=services.yaml,line=")
+
+
+def test_a_failed_run_is_never_recorded(proj: Path) -> None:
+    catalog = proj / "services.yaml"
+    catalog.write_text(catalog.read_text().replace("storage: nfs", "storage: ceph"))
+    assert run(proj, "-q")[:2] == ("full", 2)
+    assert run(proj, "-q")[:2] == ("full", 2)
+    assert not list(Path(os.environ["HOMEOPS_GEN_CACHE_DIR"]).glob("*.json"))
+
+
+def test_generators_registered_by_a_caller_turn_the_cache_off(proj: Path) -> None:
+    run(proj, "-q")
+    script = """
+import sys
+from homeops_gen import OutputFile, Text, register_generator
+from homeops_gen.cli import main
+
+@register_generator("caller-notes")
+def notes(catalog):
+    yield OutputFile("notes.txt", Text("hello\\n"))
+
+code = main(["--check", "-q"])
+print("full" if "pydantic" in sys.modules else "cached", code)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=proj,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.stdout.splitlines()[-1].split() == ["full", "1"], proc.stderr
+    assert "1 missing" in proc.stderr and "+++ b/out/notes.txt" in proc.stdout
