@@ -190,11 +190,22 @@ def _nas_sync_layer(catalog: Catalog, service: Service, local: list[Layer]) -> L
     )
 
 
+#: The layers of the services of the catalog last asked about (lint, runbooks and the matrix
+#: all ask, in one run, for one catalog).
+_LAST: tuple[Catalog, dict[str, tuple[Service, tuple[Layer, ...]]]] | None = None
+
+
 def protection_layers(catalog: Catalog, service: Service) -> list[Layer]:
     """Every layer protecting ``service``, local ones first, each with its RPO."""
-    layers = _snapshot_layers(catalog, service) + _method_layers(catalog, service)
-    sync = _nas_sync_layer(catalog, service, layers)
-    return layers + ([sync] if sync is not None else [])
+    global _LAST
+    if _LAST is None or _LAST[0] is not catalog:
+        _LAST = (catalog, {})
+    known = _LAST[1]
+    if service.name not in known or known[service.name][0] is not service:
+        layers = _snapshot_layers(catalog, service) + _method_layers(catalog, service)
+        sync = _nas_sync_layer(catalog, service, layers)
+        known[service.name] = (service, (*layers, *([sync] if sync is not None else [])))
+    return list(known[service.name][1])
 
 
 def local_rpo(layers: list[Layer]) -> dt.timedelta | None:

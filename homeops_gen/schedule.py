@@ -166,12 +166,17 @@ class Schedule:
 
     def max_gap(self) -> dt.timedelta:
         """The longest wait between two consecutive runs, over every calendar alignment."""
-        minute, hour, dom, month, dow = parse_cron(self.cron)
-        times = sorted(h * 60 + m for h in hour.values for m in minute.values)
-        day_gap = _max_day_gap(dom, month, dow, self.first_weekday)
-        within_day = max((b - a for a, b in itertools.pairwise(times)), default=0)
-        across_days = day_gap * 1440 - times[-1] + times[0]
-        return dt.timedelta(minutes=max(within_day, across_days))
+        return _max_gap(self.cron, self.first_weekday)
+
+
+@lru_cache(maxsize=4096)
+def _max_gap(cron: str, first_weekday: int | None) -> dt.timedelta:
+    minute, hour, dom, month, dow = parse_cron(cron)
+    times = sorted(h * 60 + m for h in hour.values for m in minute.values)
+    day_gap = _max_day_gap(dom, month, dow, first_weekday)
+    within_day = max((b - a for a, b in itertools.pairwise(times)), default=0)
+    across_days = day_gap * 1440 - times[-1] + times[0]
+    return dt.timedelta(minutes=max(within_day, across_days))
 
 
 def _day_matches(

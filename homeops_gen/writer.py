@@ -87,22 +87,34 @@ def read_manifest(out_dir: Path) -> frozenset[str]:
     )
 
 
-def _obstacle(out_dir: Path, path: str) -> str | None:
+def _obstacle(
+    out_dir: Path, path: str, folders: dict[Path, str | None] | None = None
+) -> str | None:
     """Why ``path`` cannot be written as a plain file inside ``out_dir``, or ``None``.
 
     A symbolic link among the parent folders could lead a write or a delete outside
-    ``out_dir``, so it is an obstacle too.
+    ``out_dir``, so it is an obstacle too. ``folders`` remembers the verdict on each folder
+    across the paths of one comparison.
     """
+    known = {} if folders is None else folders
     parts = PurePosixPath(path).parts
     for depth in range(1, len(parts)):
         folder = out_dir.joinpath(*parts[:depth])
-        if folder.is_symlink():
-            return f"{folder}: is a symbolic link"
-        if folder.exists() and not folder.is_dir():
-            return f"{folder}: exists and is not a directory"
+        if folder not in known:
+            known[folder] = _folder_obstacle(folder)
+        if known[folder] is not None:
+            return known[folder]
     target = out_dir / path
     if target.exists() and not target.is_file():
         return f"{target}: exists and is not a regular file"
+    return None
+
+
+def _folder_obstacle(folder: Path) -> str | None:
+    if folder.is_symlink():
+        return f"{folder}: is a symbolic link"
+    if folder.exists() and not folder.is_dir():
+        return f"{folder}: exists and is not a directory"
     return None
 
 
@@ -130,16 +142,19 @@ def plan_changes(rendered: Mapping[str, bytes], out_dir: Path) -> list[Change]:
     _check_out_dir(out_dir)
     owned = read_manifest(out_dir)
     wanted = {**rendered, MANIFEST_NAME: render_manifest(tuple(rendered))}
-    changes = [_compare(out_dir, path, new, owned) for path, new in wanted.items()]
+    folders: dict[Path, str | None] = {}
+    changes = [_compare(out_dir, path, new, owned, folders) for path, new in wanted.items()]
     for path in sorted(owned - wanted.keys()):
         old = _read(out_dir / path)
-        if old is not None and _obstacle(out_dir, path) is None:
+        if old is not None and _obstacle(out_dir, path, folders) is None:
             changes.append(Change(path, Action.DELETE, old, None))
     return sorted(changes, key=lambda c: c.path)
 
 
-def _compare(out_dir: Path, path: str, new: bytes, owned: frozenset[str]) -> Change:
-    obstacle = _obstacle(out_dir, path)
+def _compare(
+    out_dir: Path, path: str, new: bytes, owned: frozenset[str], folders: dict[Path, str | None]
+) -> Change:
+    obstacle = _obstacle(out_dir, path, folders)
     if obstacle is not None:
         return Change(path, Action.CONFLICT, None, new, obstacle)
     old = _read(out_dir / path)
@@ -168,8 +183,13 @@ def apply_changes(changes: list[Change], out_dir: Path) -> None:
             [f"{c.reason}; move it away or delete it, then run again" for c in conflicts]
         )
     writes = [c for c in changes if c.action in (Action.CREATE, Action.UPDATE)]
+    made: set[Path] = set()
     for change in [c for c in writes if c.path != MANIFEST_NAME]:
-        _write_atomic(out_dir / change.path, change.new or b"")
+        target = out_dir / change.path
+        if target.parent not in made:
+            _make_folder(target)
+            made.add(target.parent)
+        _write_atomic(target, change.new or b"")
     for change in (c for c in changes if c.action is Action.DELETE):
         target = out_dir / change.path
         try:
@@ -178,13 +198,20 @@ def apply_changes(changes: list[Change], out_dir: Path) -> None:
             raise OutputError([f"{target}: cannot delete: {exc.strerror or exc}"]) from None
         _remove_empty_parents(target.parent, out_dir)
     for change in (c for c in writes if c.path == MANIFEST_NAME):
+        _make_folder(out_dir / change.path)
         _write_atomic(out_dir / change.path, change.new or b"")
+
+
+def _make_folder(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError([f"{target}: cannot write: {exc.strerror or exc}"]) from None
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
     tmp: str | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

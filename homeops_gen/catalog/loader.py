@@ -28,7 +28,6 @@ __all__ = [
     "load_catalog",
     "load_catalog_data",
     "load_catalog_text",
-    "locate_findings",
 ]
 
 SUPPORTED_VERSION = "homeops/v1"
@@ -312,12 +311,3 @@ class CatalogPositions:
     def where(self, loc: Location) -> str:
         line, column = self.at(loc, at_key=True)
         return f"{self.source}:{line}:{column}"
-
-
-def locate_findings(text: str, source: str, findings: Iterable[Finding]) -> list[Problem]:
-    """Findings made on a loaded catalog (lint), placed at their lines in its ``text``."""
-    try:
-        root = YAML(typ="rt").load(text)
-    except MarkedYAMLError:
-        root = None
-    return _locate(root, source, findings)

@@ -422,8 +422,20 @@ def snapshot_alerts(catalog: Catalog) -> list[Alert]:
     return alerts
 
 
+#: The groups of the catalog last asked about: the alerts, runbooks and docs generators all
+#: need them, in one run, for one catalog.
+_LAST_GROUPS: tuple[Catalog, tuple[RuleGroup, ...]] | None = None
+
+
 def rule_groups(catalog: Catalog) -> list[RuleGroup]:
     """Every alert of the catalog: a group per service and family, one per storage layer."""
+    global _LAST_GROUPS
+    if _LAST_GROUPS is None or _LAST_GROUPS[0] is not catalog:
+        _LAST_GROUPS = (catalog, tuple(_rule_groups(catalog)))
+    return list(_LAST_GROUPS[1])
+
+
+def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
     groups: list[RuleGroup] = []
     r2 = catalog.settings.volsync.r2 is not None
     for service in catalog.services:
