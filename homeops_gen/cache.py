@@ -17,12 +17,13 @@ Set ``HOMEOPS_GEN_NO_CACHE=1`` (or pass ``--no-cache``) to always run everything
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,28 +56,34 @@ def _cache_file(out_dir: Path) -> Path:
     return Path(base) / f"{name}.json"
 
 
+def _files_below(root: Path) -> list[Path]:
+    """Every file below ``root``, through symlinked folders too (Jinja reads through them)."""
+    found = []
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        found += [Path(folder) / name for name in files]
+    return sorted(found)
+
+
 def _hash_tree(digest: Any, root: Path, suffixes: tuple[str, ...] = ()) -> None:
-    for path in sorted(root.rglob("*")):
-        if "__pycache__" in path.parts or not path.is_file():
-            continue
+    for path in _files_below(root):
         if suffixes and path.suffix not in suffixes:
             continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
 
 
-def _distributions() -> list[str]:
-    """The distributions on ``sys.path``, by name and version (their metadata folders)."""
-    names = []
+def _distributions(digest: Any) -> None:
+    """The distributions on ``sys.path``: name and version, and their entry points (plug-ins)."""
     for entry in sys.path:
         try:
-            listing = os.listdir(entry or ".")
+            listing = sorted(os.listdir(entry or "."))
         except OSError:
             continue
-        names += [
-            f"{entry}/{n}" for n in listing if n.endswith((".dist-info", ".egg-info", ".pth"))
-        ]
-    return sorted(names)
+        for name in (n for n in listing if n.endswith(_METADATA)):
+            digest.update(f"{entry}/{name}\0".encode())
+            with contextlib.suppress(OSError):  # no entry points (or not a folder)
+                digest.update((Path(entry or ".") / name / "entry_points.txt").read_bytes())
 
 
 def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
@@ -92,7 +99,7 @@ def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
     package = Path(__file__).resolve().parent
     _hash_tree(digest, package, (".py", ".typed"))
     _hash_tree(digest, packaged_templates_dir())
-    digest.update("\n".join(_distributions()).encode())
+    _distributions(digest)
     return digest.hexdigest()
 
 
@@ -114,11 +121,18 @@ def _unchanged(out_dir: Path, files: dict[str, str]) -> bool:
     return True
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
     """The recorded answer for ``fingerprint``, if ``out_dir`` still holds what it held."""
     try:
         entry = json.loads(_cache_file(out_dir).read_text(encoding="utf-8"))
         if entry.get("fingerprint") != fingerprint or not _unchanged(out_dir, entry["files"]):
+            return None
+        # Files outside the project the run read, such as the time zone's rules.
+        if any(_sha(Path(p).read_bytes()) != sha for p, sha in entry["read"].items()):
             return None
         return CacheHit(tuple(entry["files"]), tuple(entry["lint"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -126,12 +140,24 @@ def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
 
 
 def record(
-    fingerprint: str, out_dir: Path, paths: Iterable[str], lint: Sequence[list[Any]]
+    fingerprint: str,
+    out_dir: Path,
+    files: Mapping[str, bytes],
+    lint: Sequence[list[Any]],
+    read: Iterable[Path] = (),
 ) -> None:
-    """Remember that ``out_dir`` is up to date for ``fingerprint`` (best effort)."""
+    """Remember that ``out_dir`` held ``files`` (path: bytes) for ``fingerprint``.
+
+    ``read`` names files outside the project whose content the output depends on.
+    Best effort: a cache that cannot be written only means a full run next time.
+    """
     try:
-        files = {p: hashlib.sha256((out_dir / p).read_bytes()).hexdigest() for p in sorted(paths)}
-        entry = {"fingerprint": fingerprint, "files": files, "lint": list(lint)}
+        entry = {
+            "fingerprint": fingerprint,
+            "files": {path: _sha(data) for path, data in sorted(files.items())},
+            "lint": list(lint),
+            "read": {str(path): _sha(path.read_bytes()) for path in read},
+        }
         target = _cache_file(out_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")

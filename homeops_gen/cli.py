@@ -148,6 +148,7 @@ def _template_dirs(args: argparse.Namespace) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "schema":
         return _schema()
+    fingerprint = None
     if args.command in (None, "generate", "check"):
         fingerprint = _fingerprint(args)
         if fingerprint is not None and (hit := _cached(args, fingerprint)) is not None:
@@ -157,13 +158,13 @@ def _run(args: argparse.Namespace) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _run_pipeline(args)
+        return _run_pipeline(args, fingerprint)
     finally:
         if collecting:
             gc.enable()
 
 
-def _run_pipeline(args: argparse.Namespace) -> int:
+def _run_pipeline(args: argparse.Namespace, fingerprint: str | None) -> int:
     from homeops_gen.catalog import load_catalog
     from homeops_gen.plan import build_plan
 
@@ -174,7 +175,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     lint_errors = _print_lint(args, findings)
     if args.command == "lint" or lint_errors:
         return EXIT_BAD_INPUT if lint_errors else 0
-    return _generate(args, catalog, findings)
+    return _generate(args, catalog, findings, fingerprint)
 
 
 LintProblems = list[tuple["Problem", str]]
@@ -275,7 +276,9 @@ def _explain(args: argparse.Namespace, catalog: Catalog, plan: Plan) -> int:
     return 0
 
 
-def _generate(args: argparse.Namespace, catalog: Catalog, findings: LintProblems) -> int:
+def _generate(
+    args: argparse.Namespace, catalog: Catalog, findings: LintProblems, fingerprint: str | None
+) -> int:
     from homeops_gen.plan import build_plan
     from homeops_gen.render import render_plan
     from homeops_gen.writer import check_output, write_output
@@ -291,24 +294,44 @@ def _generate(args: argparse.Namespace, catalog: Catalog, findings: LintProblems
         for line in report.file_lines():
             print(line, file=sys.stderr)
     print(f"homeops_gen: {report.summary(out_display)}", file=sys.stderr)
-    if report.exit_code == 0:
-        _remember(args, report, findings)
+    if report.exit_code == 0 and fingerprint is not None:
+        _remember(args, catalog, report, findings, fingerprint)
     if args.exit_non_zero_on_write and report.drift:
         return EXIT_DRIFT
     return report.exit_code
 
 
-def _remember(args: argparse.Namespace, report: Report, findings: LintProblems) -> None:
-    """Record an up-to-date out/ for the next run (not when a plug-in took part)."""
-    from homeops_gen.cache import record
+def _remember(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    report: Report,
+    findings: LintProblems,
+    fingerprint: str,
+) -> None:
+    """Record an up-to-date out/ for the next run: the bytes compared or written, by path.
 
-    fingerprint = _fingerprint(args)
-    if fingerprint is None:
-        return
+    The fingerprint is the one taken before the run, so a catalog saved during it does not
+    get recorded against the output of the old one.
+    """
+    import zoneinfo
+
+    from homeops_gen.cache import record
+    from homeops_gen.registry import foreign_generators
+    from homeops_gen.writer import Action
+
+    if foreign_generators():
+        return  # generators the fingerprint cannot see took part
+    files = {
+        c.path: (c.old if c.action is Action.IDENTICAL else c.new) or b""
+        for c in report.changes
+        if c.action is not Action.DELETE
+    }
+    zone = catalog.settings.timezone
+    read = [Path(root) / zone for root in zoneinfo.TZPATH if (Path(root) / zone).is_file()][:1]
     lint: list[list[Any]] = [
         [p.file, p.line, p.column, list(p.loc), p.message, severity] for p, severity in findings
     ]
-    record(fingerprint, Path(args.out), [c.path for c in report.changes], lint)
+    record(fingerprint, Path(args.out), files, lint, read)
 
 
 def _print_diffs(report: Report, out_display: str, annotate: bool) -> None:

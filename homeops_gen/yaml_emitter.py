@@ -22,6 +22,8 @@ __all__ = ["Unsupported", "emit_documents"]
 _STR = "tag:yaml.org,2002:str"
 #: Beyond this, ruamel may fold a plain scalar (width 4096 less the indentation).
 _MAX_SCALAR = 2000
+#: ruamel writes a key of 128 characters or more as a complex key (``? key``).
+_MAX_KEY = 100
 
 
 class Unsupported(Exception):
@@ -67,20 +69,23 @@ def _double_quoted(text: str) -> str:
 
 def _value(value: Any) -> str:
     """A scalar value as written after ``key: `` or ``- ``."""
-    if isinstance(value, bool):
+    kind = type(value)  # exact types: ruamel represents subclasses (enums, ...) its own way
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, int):
+    if kind is int:
         return str(value)
-    if isinstance(value, str):
-        return _scalar(str(value), key=False)
+    if kind is str:
+        return _scalar(value, key=False)
     # None among them: ruamel writes it as "null" or as nothing, depending on its state.
     raise Unsupported(f"a {type(value).__name__} value")
 
 
 def _key(key: Any) -> str:
-    if not isinstance(key, str):
+    if type(key) is not str:
         raise Unsupported("a key that is not a string")
-    return _scalar(str(key), key=True)
+    if len(key) > _MAX_KEY:
+        raise Unsupported("a long key")
+    return _scalar(key, key=True)
 
 
 def _empty(value: Any) -> str | None:

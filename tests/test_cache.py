@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -157,3 +158,46 @@ print("full" if "pydantic" in sys.modules else "cached", code)
     )
     assert proc.stdout.splitlines()[-1].split() == ["full", "1"], proc.stderr
     assert "1 missing" in proc.stderr and "+++ b/out/notes.txt" in proc.stdout
+
+
+def test_templates_behind_a_symlinked_folder_are_part_of_the_fingerprint(proj: Path) -> None:
+    real = proj / "real-markdown"
+    real.mkdir()
+    shutil.copy(REPO / "templates" / "markdown" / "index.md.j2", real / "index.md.j2")
+    (proj / "templates").mkdir()
+    (proj / "templates" / "markdown").symlink_to(real, target_is_directory=True)
+    assert run(proj, "-q")[:2] == ("full", 0)
+    assert run(proj, "--check", "-q")[:2] == ("cached", 0)
+    (real / "index.md.j2").write_text("# mine\n")
+    assert run(proj, "--check", "-q")[:2] == ("full", 1)
+
+
+def test_a_new_entry_point_of_an_installed_distribution_invalidates(proj: Path) -> None:
+    site = proj / "site"
+    dist = site / "someplugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: someplugin\nVersion: 0.1\n")
+    (site / "someplugin.py").write_text(
+        "from homeops_gen import OutputFile, Text, register_generator\n"
+        "@register_generator('someplugin')\n"
+        "def generate(catalog):\n"
+        "    yield OutputFile('plugin.txt', Text('from a plug-in\\n'))\n"
+    )
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{site}"}
+    assert run(proj, "-q", **env)[:2] == ("full", 0)
+    assert run(proj, "--check", "-q", **env)[:2] == ("cached", 0)
+    (dist / "entry_points.txt").write_text("[homeops_gen.generators]\nsomeplugin = someplugin\n")
+    how, code, result = run(proj, "--check", "-q", **env)
+    assert (how, code) == ("full", 1) and "1 missing" in result.err
+    assert run(proj, "-q", **env)[:2] == ("full", 0)
+    assert run(proj, "--check", "-q", **env)[:2] == ("full", 0)  # a plug-in: never cached
+
+
+def test_the_time_zone_rules_read_are_checked_too(proj: Path) -> None:
+    run(proj, "-q")
+    (entry,) = Path(os.environ["HOMEOPS_GEN_CACHE_DIR"]).glob("*.json")
+    recorded = json.loads(entry.read_text())
+    assert [Path(p).name for p in recorded["read"]] == ["UTC"]  # settings.timezone Etc/UTC
+    recorded["read"] = {path: "0" * 64 for path in recorded["read"]}  # as if tzdata changed
+    entry.write_text(json.dumps(recorded))
+    assert run(proj, "--check", "-q")[:2] == ("full", 0)

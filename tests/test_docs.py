@@ -173,7 +173,7 @@ def test_every_exclusion_says_why(reference: Catalog) -> None:
         assert lines[index - 1].startswith("# ") and len(lines[index - 1]) > 10
     assert lines[-1] == "+ **"
     assert "- /clickhouse/**" in lines and "# clickhouse: Regenerable logs" in text
-    # An excluded service that is not on the NAS is named, but gets no rule.
+    # An excluded service with no NFS folder is named, but gets no rule.
     assert "#   calibre (proxmox-lvm)" in text and "/calibre/" not in text
 
 
@@ -185,6 +185,7 @@ def test_every_exclusion_says_why(reference: Catalog) -> None:
         ("iocage/**", ["iocage/j", "x/iocage/j"], ["iocagex/j"]),
         ("post", ["post", "a/post"], ["postcard", "a/post/x"]),
         ("a?c", ["abc"], ["a/c", "abbc"]),
+        ("cache/", ["cache/g", "a/cache/f", "cache/x/y"], ["cache", "cachex/g"]),
     ],
 )
 def test_glob_regex(pattern: str, matches: list[str], misses: list[str]) -> None:

@@ -72,10 +72,44 @@ def test_fast_path_takes_plain_documents(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["a: 1.5\n", "a: 2026-03-23\n", "a: 017\n", "a: !!str 5\n", "a: 1\na: 2\n"]
+    "text",
+    [
+        "a: 1.5\n",
+        "a: 2026-03-23\n",
+        "a: 017\n",
+        "a: !!str 5\n",
+        "a: 1\na: 2\n",
+        "a:\tb\n",  # ruamel refuses the tab, libyaml does not
+        "a: !!bool yes\n",  # an explicit tag PyYAML's nodes cannot tell from an implicit one
+        "%YAML 1.1\n---\na: yes\n",  # ruamel reads yes as true under 1.1
+        "x: &l [*l]\n",  # a node that contains itself
+        "a: &x 1\nb: *x\n",
+    ],
 )
 def test_fast_path_declines_what_could_differ(text: str) -> None:
     assert fast_load(text) is None
+
+
+def test_a_tab_in_a_catalog_is_still_an_error_at_its_line() -> None:
+    from homeops_gen import CatalogError, load_catalog_text
+
+    text = SMALL_CATALOG.replace("timezone: Etc/UTC", "timezone:\tEtc/UTC")
+    with pytest.raises(CatalogError) as raised:
+        load_catalog_text(text, "services.yaml")
+    (problem,) = raised.value.problems
+    assert str(problem).startswith("services.yaml:3:") and "invalid YAML" in str(problem)
+
+
+def test_an_explicitly_tagged_value_is_judged_by_ruamel() -> None:
+    from homeops_gen import CatalogError, load_catalog_text
+
+    text = SMALL_CATALOG.replace(
+        "offsite: {excluded: Replaceable downloads}", "offsite: !!bool yes"
+    )
+    catalog = load_catalog_text(text, "services.yaml")  # ruamel: the boolean true
+    assert catalog.service("media").offsite.included
+    with pytest.raises(CatalogError):
+        load_catalog_text(text.replace("!!bool yes", "!!str yes"), "services.yaml")
 
 
 def test_real_catalogs_take_the_fast_path_and_agree() -> None:

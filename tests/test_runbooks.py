@@ -511,6 +511,14 @@ def test_postgresql_restore_database_recreates_just_that_one(
     assert postgres_restore.psql(databases) == before
     assert postgres_restore.psql(PG_QUERIES["ledger"], db="ledger") == rows["ledger"]
 
+    # A truncated dump: read in full first, so refused before the database is dropped.
+    dump = the_backup(backup_dir, "postgresql") / "ledger.dump"
+    dump.write_bytes(dump.read_bytes()[: dump.stat().st_size * 2 // 3])
+    result = run_restore(job, {**overrides, "RESTORE_DATABASE": "ledger"})
+    failed(result)
+    assert "recreating database" not in result.stderr
+    assert postgres_restore.psql(PG_QUERIES["ledger"], db="ledger") == rows["ledger"]
+
 
 # --- MariaDB ---------------------------------------------------------------------------------
 
@@ -696,11 +704,13 @@ def test_sqlite_restore_replaces_the_database_and_brings_back_its_files(
     assert sqlite_rows(layout.database) == rows
     assert layout.extras() == extras
     stamp = utc_stamp(RESTORE_EPOCH)
-    kept = {s: layout.sidecar(f"{s}.before-restore-{stamp}") for s in damaged}
+    kept = {s: layout.sidecar(f".before-restore-{stamp}{s}") for s in damaged}
     assert {s: path.read_bytes() for s, path in kept.items()} == damaged
     assert sorted(p.name for p in layout.root.glob("*.before-restore-*")) == sorted(
         p.name for p in kept.values()
     )
+    if damage == "pending-wal":  # the set-aside copy still opens with its pending WAL
+        assert sqlite_rows(layout.sidecar(f".before-restore-{stamp}"))
     assert not layout.sidecar(".restoring").exists()
     assert f"restore from {folder.name} complete" in result.stderr
     assert snapshot_of(backup_dir) == before

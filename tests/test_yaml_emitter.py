@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -17,6 +18,11 @@ from homeops_gen.yaml_emitter import Unsupported, emit_documents
 
 sys.path.insert(0, str(REPO / "bench"))
 from synthetic import synthetic_catalog
+
+
+class Colour(StrEnum):
+    RED = "red"
+
 
 TRICKY = [
     "",
@@ -131,27 +137,43 @@ def test_every_generated_document_is_written_as_ruamel_writes_it() -> None:
     assert fast == len(documents)  # every document homeops_gen makes takes the fast path
 
 
+def agree_or_decline(document: dict[Any, Any]) -> bool:
+    """Whether the fast emitter wrote ``document`` (and then exactly as ruamel does)."""
+    try:
+        fast = emit_documents((document,))
+    except Unsupported:
+        return False
+    assert fast == ruamel_yaml((document,)), repr(document)
+    return True
+
+
 @pytest.mark.parametrize("text", TRICKY)
 def test_tricky_strings_as_values_keys_and_items(text: str) -> None:
     for document in ({"k": text}, {text: "v"}, {"list": [text, "x"]}, {"m": [{text: text}]}):
-        try:
-            fast = emit_documents((document,))
-        except Unsupported:
-            continue
-        assert fast == ruamel_yaml((document,)), repr(text)
+        agree_or_decline(document)
+
+
+def test_most_tricky_strings_take_the_fast_path() -> None:
+    """The comparisons above prove something only if the fast path writes most of them."""
+    taken = sum(agree_or_decline({"k": text}) for text in TRICKY)
+    assert taken >= len(TRICKY) - 8
+
+
+@pytest.mark.parametrize("length", [99, 100, 101, 122, 123, 127, 128, 200])
+def test_long_keys(length: int) -> None:
+    key = "example.com/" + "a" * (length - 12)
+    agree_or_decline({key: "v"})
+    agree_or_decline({"labels": {key: "v"}})
 
 
 def test_random_strings_agree_with_ruamel() -> None:
     alphabet = "ab01 :#-?*&!|>'\"%@`,[]{}\\/.=~_\t\u00e9\u65e5"
     rng = random.Random(20261201)
+    taken = 0
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
-        document = {"key": text, text or "empty": [text, {"x": text}]}
-        try:
-            fast = emit_documents((document,))
-        except Unsupported:
-            continue
-        assert fast == ruamel_yaml((document,)), repr(text)
+        taken += agree_or_decline({"key": text, text or "empty": [text, {"x": text}]})
+    assert taken > 2500
 
 
 @pytest.mark.parametrize(
@@ -163,6 +185,7 @@ def test_random_strings_agree_with_ruamel() -> None:
         {"script": "two\nlines\n"},
         {"none_item": [None]},
         {"none": None},
+        {"long-key-" + "k" * 120: "v"},
     ],
 )
 def test_what_it_does_not_cover_falls_back_to_ruamel(document: dict[Any, Any]) -> None:
@@ -175,3 +198,9 @@ def test_values_of_other_types() -> None:
     document = {"n": 3, "t": True, "f": False, "empty_map": {}, "empty_list": [], "deep": [{}]}
     assert emit_documents((document,)) == ruamel_yaml((document,))
     assert emit_documents(({"a": 1}, {"b": 2})) == ruamel_yaml(({"a": 1}, {"b": 2}))
+
+
+def test_a_string_subclass_is_not_written_as_its_str() -> None:
+    """ruamel refuses an enum member; the fast path must not quietly write ``Colour.RED``."""
+    with pytest.raises(Unsupported):
+        emit_documents(({"colour": Colour.RED},))

@@ -4,9 +4,9 @@ The round-trip parser (ruamel, pure Python) keeps every position for error messa
 costs about 4 ms per service. libyaml (PyYAML's C parser) composes the node tree far
 faster; the scalars are then typed with ruamel's YAML 1.2 resolver, not PyYAML's 1.1 one
 (``yes`` stays a string, as it does for ruamel). Whatever could come out differently
-(explicit tags, anchors with merge keys, duplicate keys, floats, dates, octal or hex
-numbers, several documents) makes :func:`fast_load` return ``None``, and the caller reads
-the text with ruamel instead.
+(tabs, explicit tags, directives, aliases, merge keys, duplicate keys, floats, dates,
+octal or hex numbers, several documents) makes :func:`fast_load` return ``None``, and
+the caller reads the text with ruamel instead.
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ class _Fallback(Exception):
     """The fast path cannot be sure to read this as ruamel would."""
 
 
+#: Text the fast path leaves to ruamel: tabs (which ruamel refuses where libyaml does not),
+#: explicit tags (PyYAML's nodes cannot tell ``!!bool yes`` from an implicit scalar) and
+#: directives (``%YAML 1.1`` changes how ruamel types scalars).
+_DECLINE = re.compile(r"[\t!]|^%", re.MULTILINE)
+
+
 def fast_load(text: str) -> Any | None:
     """The document as plain data (dicts, tuples, scalars), or ``None``: use ruamel."""
+    if _DECLINE.search(text):
+        return None
     try:
         import yaml
 
@@ -39,7 +47,7 @@ def fast_load(text: str) -> Any | None:
     except yaml.YAMLError:
         return None
     try:
-        return _data(node)
+        return _data(node, set())
     except _Fallback:
         return None
 
@@ -53,29 +61,32 @@ def _resolvers() -> tuple[Any, Any, Any]:
     return VersionedResolver(version=(1, 2)), ScalarNode, yaml.resolver.Resolver()
 
 
-def _data(node: Any) -> Any:
+def _data(node: Any, seen: set[int]) -> Any:
     import yaml
 
+    if id(node) in seen:
+        raise _Fallback  # an alias (or a node that contains itself): let ruamel judge
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        return _mapping(node)
+        return _mapping(node, seen)
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ:
             raise _Fallback
-        return tuple(_data(item) for item in node.value)
+        return tuple(_data(item, seen) for item in node.value)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     raise _Fallback
 
 
-def _mapping(node: Any) -> dict[str, Any]:
+def _mapping(node: Any, seen: set[int]) -> dict[str, Any]:
     if node.tag != _MAP:
         raise _Fallback
     result: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        key = _data(key_node)
+        key = _data(key_node, seen)
         if not isinstance(key, str) or key in result or key == "<<":
             raise _Fallback  # ruamel rejects duplicates; merge keys and odd keys: let it say
-        result[key] = _data(value_node)
+        result[key] = _data(value_node, seen)
     return result
 
 

@@ -606,7 +606,9 @@ class ServiceSpec(Spec):
     #: Its folder on the NAS (below the NFS root), for the offsite filter (default: the name).
     dataset: (
         Annotated[
-            str, Matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative folder path", 255)
+            str,
+            Matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative folder path", 255),
+            AfterValidator(_no_dot_segments),
         ]
         | None
     ) = None

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.plan import OutputFile, Text
-from homeops_gen.protection import on_nas
 from homeops_gen.registry import register_generator
 
 __all__ = [
@@ -47,7 +46,7 @@ def offsite_exclusions(catalog: Catalog) -> list[Exclusion]:
     services = [
         Exclusion(f"/{s.dataset}/**", s.offsite.reason or "excluded", s.name)
         for s in catalog.services
-        if not s.offsite.included and on_nas(s) and s.storage == "nfs"
+        if not s.offsite.included and s.storage == "nfs"
     ]
     patterns = [Exclusion(e.pattern, e.reason) for e in catalog.settings.offsite_exclude]
     return sorted(services, key=lambda e: e.pattern) + patterns
@@ -57,9 +56,12 @@ def glob_regex(pattern: str) -> str:
     """An rclone glob as an extended regular expression over root-relative paths.
 
     ``*`` stays within one path element, ``**`` crosses them; a pattern without a leading
-    ``/`` matches at the end of the path, on whole elements, as rclone's does.
+    ``/`` matches at the end of the path, on whole elements, as rclone's does; one with a
+    trailing ``/`` is a folder, and matches everything in it.
     """
     anchored = pattern.startswith("/")
+    if pattern.endswith("/"):
+        pattern += "**"
     body = ""
     for token in re.split(r"(\*\*|\*|\?)", pattern.lstrip("/")):
         if token == "**":
@@ -73,7 +75,8 @@ def glob_regex(pattern: str) -> str:
     return ("^" if anchored else "(^|/)") + body + "$"
 
 
-def _not_on_nas(catalog: Catalog) -> list[Service]:
+def _not_in_the_sync(catalog: Catalog) -> list[Service]:
+    """Excluded services whose data has no folder of its own in the synced NFS tree."""
     return [s for s in catalog.services if not s.offsite.included and s.storage != "nfs"]
 
 
@@ -86,9 +89,9 @@ def _rclone_filter(catalog: Catalog, exclusions: list[Exclusion]) -> str:
     for exclusion in exclusions:
         who = f"{exclusion.service}: " if exclusion.service else ""
         lines += ["", f"# {who}{exclusion.reason}", f"- {exclusion.pattern}"]
-    away = _not_on_nas(catalog)
+    away = _not_in_the_sync(catalog)
     if away:
-        lines += ["", "# Also kept out, but not on the NAS, so not in this sync anyway:"]
+        lines += ["", "# Also kept out, but with no folder in the synced tree (not NFS data):"]
         lines += [f"#   {s.name} ({s.storage}): {s.offsite.reason}" for s in away]
     lines += ["", "# Everything else is copied.", "+ **"]
     return "\n".join(lines) + "\n"

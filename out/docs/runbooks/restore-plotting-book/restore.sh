@@ -38,9 +38,12 @@ restoring="$SQLITE_DATABASE.restoring"
 trap 'rm -f "$restoring" "$restoring-wal" "$restoring-shm"' EXIT
 cp "$SOURCE/$file" "$restoring"
 check_integrity "$restoring"
+# Set aside as <db>.before-restore-<stamp> with its -wal and -shm beside it, named so that
+# SQLite still pairs them: the set-aside copy opens with its pending transactions.
+aside="$SQLITE_DATABASE.before-restore-$STAMP"
 for suffix in "" -wal -shm -journal; do
   if [ -e "$SQLITE_DATABASE$suffix" ]; then
-    mv "$SQLITE_DATABASE$suffix" "$SQLITE_DATABASE$suffix.before-restore-$STAMP"
+    mv "$SQLITE_DATABASE$suffix" "$aside$suffix"
   fi
 done
 mv "$restoring" "$SQLITE_DATABASE"

@@ -27,7 +27,9 @@ log "restoring from $SOURCE"
 if [ -n "${RESTORE_DATABASE:-}" ]; then
   dump="$SOURCE/$RESTORE_DATABASE.dump"
   [ -f "$dump" ] || fail "no custom-format dump of $RESTORE_DATABASE in $SOURCE"
-  pg_restore --list "$dump" > /dev/null
+  # Read the whole archive before anything is dropped: --list reads only its table of
+  # contents, and a truncated dump would fail after --clean had dropped the database.
+  pg_restore --file=/dev/null "$dump"
   log "recreating database $RESTORE_DATABASE on $PGHOST:$PGPORT from $dump"
   pg_restore --clean --if-exists --create --no-owner --exit-on-error --dbname=postgres "$dump"
   databases="$RESTORE_DATABASE"
@@ -38,6 +40,10 @@ else
   # role this session runs as, so those errors are expected and the replay goes on.
   gzip -dc "$SOURCE/all.sql.gz" | psql --no-psqlrc --quiet --dbname=postgres > /dev/null
   databases="${PG_DATABASES:-}"
+  [ -n "$databases" ] ||
+    log "warning: PG_DATABASES is empty, so no database is checked by name; the server has:" \
+      "$(psql --no-psqlrc --tuples-only --no-align --dbname=postgres \
+        -c 'SELECT datname FROM pg_database WHERE NOT datistemplate' | tr '\n' ' ')"
 fi
 for database in $databases; do
   psql --no-psqlrc --quiet --tuples-only --dbname="$database" -c 'SELECT 1' > /dev/null ||

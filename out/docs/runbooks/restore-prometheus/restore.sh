@@ -43,6 +43,7 @@ for block in "$unpacked"/*/*/; do
   mv "$block" "$PROMETHEUS_DATA_DIR/$id"
   restored="$((restored + 1))"
 done
+[ "$restored" -gt 0 ] || fail "no new block in $archive: nothing was restored"
 log "$restored blocks restored into $PROMETHEUS_DATA_DIR"
 
 log "restore from $name complete"
