@@ -82,9 +82,7 @@ def explain_service(catalog: Catalog, name: str, plan: Plan, positions: CatalogP
     lines.append("protection (RPO = the most data a layer can lose):")
     layers = protection_layers(catalog, service)
     lines += [
-        f"  {layer.title}: {layer.when}, keeps {layer.retention}, RPO {format_duration(layer.rpo)}"
-        + (" (leaves the site)" if layer.offsite else "")
-        for layer in layers
+        f"  {layer.describe()}" + (", leaves the site" if layer.offsite else "") for layer in layers
     ] or ["  nothing"]
     files = [f.path for f in plan.files if f.subject == service.name]
     lines.append("files:")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from homeops_gen.catalog.model import Catalog, Service
-from homeops_gen.schedule import Schedule
+from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
     "DUMP_TITLES",
@@ -47,6 +47,13 @@ class Layer:
     offsite: bool
     #: What else runs with it (the SQLite integrity check).
     note: str = ""
+
+    def describe(self) -> str:
+        """``title: when, keeps retention (RPO x)``, and its note, in one line."""
+        text = (
+            f"{self.title}: {self.when}, keeps {self.retention} (RPO {format_duration(self.rpo)})"
+        )
+        return f"{text}; {self.note}" if self.note else text
 
 
 def on_nas(service: Service) -> bool:

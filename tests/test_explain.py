@@ -193,9 +193,9 @@ def protection(out: str) -> list[str]:
 def test_explain_lists_each_layer_with_its_rpo(explain: Callable[[str], Explained]) -> None:
     result = explain("postgresql").result
     layers = protection(result.out)
-    assert any(line.startswith("CNPG WAL archive") and line.endswith("RPO 5m") for line in layers)
-    assert any(line.startswith("pg_dumpall + pg_dump") and "RPO 1d" in line for line in layers)
-    assert any("(leaves the site)" in line for line in layers)
+    assert any(line.startswith("CNPG WAL archive") and line.endswith("(RPO 5m)") for line in layers)
+    assert any(line.startswith("pg_dumpall + pg_dump") and "(RPO 1d)" in line for line in layers)
+    assert any(line.endswith(", leaves the site") for line in layers)
     rows, _ = parse(result.out)
     assert rows["rpo"][0] == "1h" and rows["rpo"][1].startswith("catalog services.yaml:")
     assert protection(explain("loki").result.out) == ["nothing"]

@@ -31,15 +31,8 @@ _COLUMNS = {
 }
 
 
-def _describe(layer: Layer) -> str:
-    text = (
-        f"{layer.title}: {layer.when}, keeps {layer.retention} (RPO {format_duration(layer.rpo)})"
-    )
-    return f"{text}; {layer.note}" if layer.note else text
-
-
 def _cell(layers: list[Layer], kinds: tuple[str, ...]) -> str:
-    return "<br>".join(_describe(layer) for layer in layers if layer.kind in kinds) or "—"
+    return "<br>".join(layer.describe() for layer in layers if layer.kind in kinds) or "—"
 
 
 #: The storage layers' own alerts, by the kind of layer they watch.
