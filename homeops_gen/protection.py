@@ -23,7 +23,6 @@ __all__ = [
     "LayerKind",
     "local_rpo",
     "offsite_rpo",
-    "on_nas",
     "protection_layers",
 ]
 
@@ -56,27 +55,18 @@ class Layer:
         return f"{text}; {self.note}" if self.note else text
 
 
-def on_nas(service: Service) -> bool:
-    """Whether the service's live data sits on the NAS (NFS datasets and iSCSI zvols)."""
-    return service.storage in ("nfs", "iscsi")
-
-
-def _gap(schedule: Schedule) -> dt.timedelta:
-    return schedule.max_gap()
-
-
 def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
     settings = catalog.settings
     if service.snapshot_layer == "zfs" and settings.zfs_snapshots:
         tasks = settings.zfs_snapshots
-        best = min(tasks, key=lambda t: _gap(t.schedule))
+        best = min(tasks, key=lambda t: t.schedule.max_gap())
         return [
             Layer(
                 "zfs",
                 "ZFS snapshots",
                 "; ".join(sorted({t.schedule.description for t in tasks})),
                 ", ".join(sorted({str(t.retention) for t in tasks})),
-                _gap(best.schedule),
+                best.schedule.max_gap(),
                 offsite=False,
             )
         ]
@@ -88,7 +78,7 @@ def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 "LVM thin snapshots",
                 lvm.schedule.description,
                 str(lvm.retention),
-                _gap(lvm.schedule),
+                lvm.schedule.max_gap(),
                 offsite=False,
             )
         ]
@@ -120,7 +110,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 DUMP_TITLES[service.engine],
                 schedule.description,
                 str(service.retention),
-                _gap(schedule),
+                schedule.max_gap(),
                 offsite=False,
                 note=f"integrity check {integrity.description}" if integrity else "",
             )
@@ -133,7 +123,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 "VolSync Kopia (NFS)",
                 schedule.description,
                 str(service.retention),
-                _gap(schedule),
+                schedule.max_gap(),
                 False,
             )
         )
@@ -144,7 +134,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                     "VolSync restic (R2)",
                     volsync.r2_schedule.description,
                     str(service.retention),
-                    _gap(volsync.r2_schedule),
+                    volsync.r2_schedule.max_gap(),
                     True,
                 )
             )
@@ -167,7 +157,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 "CNPG base backup",
                 base.description,
                 cluster.retention_policy,
-                _gap(base),
+                base.max_gap(),
                 offsite,
             ),
         ]
@@ -192,7 +182,7 @@ def _nas_sync_layer(catalog: Catalog, service: Service, local: list[Layer]) -> L
         f"NAS sync of {what} to {settings.offsite_target}",
         sync.description,
         "mirror",
-        carried + _gap(sync),
+        carried + sync.max_gap(),
         offsite=True,
     )
 

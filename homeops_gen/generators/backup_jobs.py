@@ -37,8 +37,10 @@ __all__ = [
     "INTEGRITY_METRICS_JOB",
     "CronJob",
     "EnvVar",
+    "backup_volume_name",
     "cron_jobs",
     "generate_backup_stacks",
+    "recipe",
 ]
 
 #: Where every backup job mounts its NFS backup volume.
@@ -166,6 +168,16 @@ def _retention_env(service: Service) -> EnvVar:
     return EnvVar("RETENTION_MINUTES", str(int(retention.period.total_seconds()) // 60))
 
 
+def recipe(service: Service) -> str:
+    """The engine's recipe name in ``templates/scripts/`` (Dragonfly speaks Redis)."""
+    return "redis" if service.engine == "dragonfly" else service.engine
+
+
+def backup_volume_name(service: Service) -> str:
+    """The ``name`` of the stack's NFS backup volume module: its PersistentVolumeClaim."""
+    return f"{service.name}-backup"
+
+
 def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
     """The CronJobs of ``service``'s stack: its backup, and its integrity check if any."""
     common = [
@@ -184,7 +196,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             name=f"{service.name}-backup",
             component="backup",
             title=f"{service.engine} backup",
-            script=f"scripts/{'redis' if service.engine == 'dragonfly' else service.engine}.sh.j2",
+            script=f"scripts/{recipe(service)}.sh.j2",
             schedule=service.schedule,
             env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
             mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
@@ -240,7 +252,13 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
             )
     for service in services:
         jobs = [_job_context(catalog, service, job) for job in cron_jobs(catalog, service)]
-        context = {"service": service, "settings": catalog.settings, "module": module, "jobs": jobs}
+        context = {
+            "service": service,
+            "settings": catalog.settings,
+            "module": module,
+            "volume_name": backup_volume_name(service),
+            "jobs": jobs,
+        }
         stack = f"terraform/stacks/{service.name}"
         yield OutputFile(
             f"{stack}/backup.tf",

@@ -21,7 +21,9 @@ from homeops_gen.generators.backup_jobs import (
     BACKUP_MOUNT,
     CronJob,
     EnvVar,
+    backup_volume_name,
     cron_jobs,
+    recipe,
 )
 from homeops_gen.generators.cnpg import object_store_name
 from homeops_gen.plan import OutputFile, TemplateRender, YamlDocuments
@@ -33,7 +35,6 @@ __all__ = [
     "ETCD_RESTORE_ROOT",
     "RESTORE_SCRIPT_MOUNT",
     "alerts_by_service",
-    "backup_claim",
     "generate_runbooks",
     "restore_env",
     "restore_job",
@@ -63,11 +64,6 @@ def has_runbook(service: Service) -> bool:
     return bool(service.methods)
 
 
-def backup_claim(service: Service) -> str:
-    """The claim of the NFS backup volume: the ``name`` the stack gives its module."""
-    return f"{service.name}-backup"
-
-
 def restore_env(service: Service, backup: CronJob) -> list[EnvVar]:
     """The backup job's environment, less what only a backup needs, plus the restore knobs."""
     env = [var for var in backup.env if var.name not in _BACKUP_ONLY]
@@ -86,7 +82,7 @@ def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = []
     for volume in backup.volumes:
         if volume.claim_expression is not None:  # the NFS backup volume
-            source = {"claimName": backup_claim(service), "readOnly": True}
+            source = {"claimName": backup_volume_name(service), "readOnly": True}
             volumes.append({"name": volume.name, "persistentVolumeClaim": source})
         elif volume.claim is not None:  # the data the restore writes to
             source = {"claimName": volume.claim}
@@ -155,10 +151,6 @@ def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
     }
 
 
-def _recipe(service: Service) -> str:
-    return "redis" if service.engine == "dragonfly" else service.engine
-
-
 def alerts_by_service(catalog: Catalog) -> dict[str, list[str]]:
     """The names of the alerts watching each service, from its own rule groups."""
     alerts: dict[str, set[str]] = {}
@@ -192,11 +184,11 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
         backup = cron_jobs(catalog, service)[0]
         context["dump"] = {
             "cronjob": backup.name,
-            "claim": backup_claim(service),
+            "claim": backup_volume_name(service),
             "mount": BACKUP_MOUNT,
             "folder": f"restore-{service.name}",
             "env": restore_env(service, backup),
-            "script": f"scripts/restore/{_recipe(service)}.sh.j2",
+            "script": f"scripts/restore/{recipe(service)}.sh.j2",
             "title": f"{DUMP_TITLES[service.engine]} backups",
             "data_claims": [v.claim for v in backup.volumes if v.claim is not None],
         }
