@@ -28,6 +28,7 @@ __all__ = [
     "parse_cadence",
     "parse_cron",
     "parse_duration",
+    "parse_seconds",
     "posix_tz",
     "stagger_seed",
 ]
@@ -126,6 +127,14 @@ def _parse_field(text: str, bounds: _Bounds) -> CronField:
         values |= item_values
         wildcard = wildcard or item_wildcard
     return CronField(frozenset(values), wildcard)
+
+
+_SECONDS = _Bounds("second", 0, 59)
+
+
+def parse_seconds(text: str) -> frozenset[int]:
+    """The values of a seconds field (the first of CNPG's six)."""
+    return _parse_field(text, _SECONDS).values
 
 
 def parse_cron(expr: str) -> tuple[CronField, ...]:

@@ -1,0 +1,37 @@
+"""The Kubernetes CronJob controller: robfig/cron v3 in the job's ``timeZone``.
+
+The controller parses ``TZ=<timeZone> <schedule>`` with ``cron.ParseStandard`` and starts a
+Job at every time ``Next`` gives: a run whose local time a spring-forward transition skips
+never starts, and one in the hour a fall-back repeats starts twice. A first-weekday guard
+is the job's own check of the local weekday when it starts.
+"""
+
+from __future__ import annotations
+
+from homeops_gen.schedule import Schedule
+from homeops_gen.schedules import Timing, dst_effect, spec_of
+from homeops_gen.schedules.gaps import largest_gap
+from homeops_gen.schedules.gotime import clock
+from homeops_gen.schedules.robfig import next_run
+from homeops_gen.schedules.zones import zone as load_zone
+
+__all__ = ["RUNTIME", "timing"]
+
+RUNTIME = "Kubernetes CronJob"
+
+
+def timing(schedule: Schedule, zone: str) -> Timing:
+    """How the CronJob controller runs ``schedule`` with ``timeZone: zone``."""
+    spec = spec_of(schedule.cron)
+    loc = load_zone(zone)
+    gap = largest_gap(
+        spec,
+        loc,
+        lambda t: next_run(spec, t, loc),
+        guard=schedule.first_weekday,
+        weekday_of=lambda t: clock(t, loc)[6],
+    )
+    effect = dst_effect(
+        spec, zone, skipped="the controller never starts that run", repeated="it runs twice"
+    )
+    return Timing(RUNTIME, schedule.cron, zone, gap, effect)

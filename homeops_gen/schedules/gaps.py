@@ -1,0 +1,135 @@
+"""The largest gap between two runs of a schedule, as its runtime really runs it.
+
+Away from a zone transition two consecutive runs are as far apart as their wall-clock
+times, so the calendar alone gives the gap (:func:`calendar_gap`, every weekday and
+leap-year alignment). Only a gap that spans a transition can differ: for those the runs
+are produced by the runtime's own walk (:func:`homeops_gen.schedules.robfig.next_run`)
+from well before each transition of the modelled years to well after it, and the largest
+of all is kept with the instant it starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from homeops_gen.schedules.robfig import Spec
+from homeops_gen.schedules.zones import RANGE, Zone
+
+__all__ = ["Gap", "calendar_gap", "largest_gap", "runs"]
+
+#: A calendar long enough to hold every weekday/leap-year alignment (28-year solar cycle).
+_CYCLE_START = dt.date(2025, 1, 1)
+_CYCLE_DAYS = (dt.date(2053, 1, 1) - _CYCLE_START).days
+_LEAP_CYCLE_DAYS = (dt.date(2029, 1, 1) - _CYCLE_START).days
+#: How far around a transition the runs are walked beyond the calendar gap and the
+#: transition's own shift: every run whose walk the transition can change lies closer.
+_PAD = 3 * 3600
+
+NextRun = Callable[[int], "int | None"]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The largest wait between two consecutive runs, and when it starts."""
+
+    span: dt.timedelta
+    #: The instant (Unix seconds) of the run the gap starts at; ``None``: the calendar's own
+    #: gap, which recurs on ordinary days.
+    start: int | None
+    #: The smallest wall-clock interval between two runs (a run must finish within it).
+    smallest: dt.timedelta
+
+
+def _day_matches(spec: Spec, day: dt.date, guard: int | None) -> bool:
+    if day.month not in spec.months:
+        return False
+    weekday = (day.weekday() + 1) % 7  # Python: Monday=0; cron: Sunday=0
+    if guard is not None and (weekday != guard or day.day > 7):
+        return False
+    in_dom, in_dow = day.day in spec.dom, weekday in spec.dow
+    if spec.dom_star or spec.dow_star:
+        return in_dom and in_dow
+    return in_dom or in_dow
+
+
+@lru_cache(maxsize=4096)
+def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt.timedelta]:
+    """The largest and the smallest wall-clock gap between runs, over every alignment.
+
+    ``guard`` is a weekday (0 = Sunday) that the job itself requires, on days 1-7.
+    Raises ``ValueError`` for a schedule that never runs (or less than once in 28 years).
+    """
+    times = sorted(h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes
+                   for s in spec.seconds)
+    weekday_free = guard is None and spec.dow_star
+    if guard is None and spec.dom_star and len(spec.months) == 12:
+        weekdays = sorted(spec.dow)  # every month, chosen weekdays: a weekly cycle
+        day_gaps = [b - a for a, b in itertools.pairwise([*weekdays, weekdays[0] + 7])]
+    else:
+        # Without a weekday condition the calendar repeats every 4 years (leap days); scan
+        # two cycles so that the gap across the cycle boundary is seen too.
+        days = 2 * _LEAP_CYCLE_DAYS if weekday_free else _CYCLE_DAYS
+        matching = [
+            offset
+            for offset in range(days)
+            if _day_matches(spec, _CYCLE_START + dt.timedelta(days=offset), guard)
+        ]
+        if len(matching) < 2:
+            raise ValueError("the schedule never runs (or runs less than once in 28 years)")
+        day_gaps = [b - a for a, b in itertools.pairwise(matching)]
+    within = [b - a for a, b in itertools.pairwise(times)]
+    largest = max([*within, max(day_gaps) * 86400 - times[-1] + times[0]])
+    smallest = min([*within, min(day_gaps) * 86400 - times[-1] + times[0]])
+    return dt.timedelta(seconds=largest), dt.timedelta(seconds=smallest)
+
+
+def runs(next_run: NextRun, start: int, end: int) -> Iterator[int]:
+    """Every run in ``(start, end]``, and the first one after ``end``."""
+    t: int | None = start
+    while (t := next_run(t)) is not None:
+        yield t
+        if t > end:
+            return
+
+
+def _windows(zone: Zone, reach: int) -> list[tuple[int, int]]:
+    """The stretches around the transitions of the modelled years, overlapping ones merged."""
+    merged: list[tuple[int, int]] = []
+    for transition in zone.in_range():
+        low, high = transition.instant - reach, transition.instant + reach
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], high)
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def largest_gap(
+    spec: Spec,
+    zone: Zone,
+    next_run: NextRun,
+    *,
+    guard: int | None = None,
+    weekday_of: Callable[[int], int] | None = None,
+) -> Gap:
+    """The largest gap of ``spec`` run by ``next_run`` in ``zone`` over :data:`RANGE`.
+
+    ``guard`` drops the runs whose local weekday (``weekday_of``) is not the one the job
+    requires.
+    """
+    calendar, smallest = calendar_gap(spec, guard)
+    best = Gap(calendar, None, smallest)
+    shift = max((abs(t.shift) for t in zone.in_range()), default=0)
+    reach = int(calendar.total_seconds()) + shift + _PAD
+    for low, high in _windows(zone, reach):
+        times = runs(next_run, max(low, RANGE[0]), min(high, RANGE[1]))
+        if guard is not None and weekday_of is not None:
+            times = (t for t in times if weekday_of(t) == guard)
+        for a, b in itertools.pairwise(times):
+            if b - a > best.span.total_seconds():
+                best = Gap(dt.timedelta(seconds=b - a), a, smallest)
+    return best

@@ -1,0 +1,211 @@
+"""The schedule models against the programs that run them.
+
+The CronJob, VolSync and CNPG models are compared with the real robfig/cron v3 walked over
+all thirty-two modelled years (``runtimes/oracle.py``); the host models with an independent
+minute-by-minute simulation of cron's and systemd's documented DST rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+from runtimes.oracle import Oracle, robfig  # noqa: F401
+
+from homeops_gen.schedule import Schedule
+from homeops_gen.schedules import cnpg, cronjob, host, volsync
+from homeops_gen.schedules.controller import ConversionError
+from homeops_gen.schedules.zones import RANGE
+
+ZONES = [
+    "Europe/London", "America/New_York", "Australia/Sydney", "Etc/UTC", "Australia/Lord_Howe",
+    "America/Havana", "America/Santiago", "Asia/Beirut", "Pacific/Chatham", "Antarctica/Troll",
+    "America/Sao_Paulo", "Europe/Dublin", "Asia/Kolkata", "Asia/Kathmandu",
+]
+CRONS = [
+    "24 1 * * *", "2 1 * * 0", "30 2,8,14,20 * * *", "0 0 * * *", "30 0 * * *",
+    "0 0 29 2 *", "15 3 * * 6", "0 23 * * *", "45 1 */7 * 1", "0 0,12 * * *", "59 23 31 * *",
+    "7 * * * *", "30 1 * * *", "0 2 * * 0", "45 2 * * *", "0 0 1 * *", "20 */6 * * *",
+    "0 2 1 1 *", "10 0 * * 1-5",
+]
+GUARDED = [("0 2 1-7 * *", 0), ("30 1 1-7 * *", 0), ("15 0 1-7 * *", 6), ("0 3 1-7 * *", 0)]
+
+
+#: Dense schedules are walked over three years (the library takes ~40 us a run): their
+#: transitions recur every year, so three years hold every alignment they have.
+DENSE_END = int(dt.datetime(2029, 1, 1, tzinfo=dt.UTC).timestamp())
+
+
+def _end(cron: str) -> int:
+    minute, hour = cron.split()[:2]
+    dense = minute.startswith("*") or hour.startswith("*") or len(hour.split(",")) > 2
+    return DENSE_END if dense else RANGE[1]
+
+
+def _oracle_gap(oracle: Oracle, requests: list[dict[str, object]]) -> list[int]:
+    answers = oracle.ask([{"mode": "gap", "start": RANGE[0], "end": _end(str(r["spec"])[2:]
+                           if r.get("seconds") else str(r["spec"])), **r} for r in requests])
+    for answer in answers:
+        assert "error" not in answer, answer
+    return [a["max_gap"] for a in answers]
+
+
+def _agrees(model: dt.timedelta, calendar: dt.timedelta, real: int) -> bool:
+    """The model is the real gap, or the calendar's worst alignment when thirty years of
+    runs do not contain it (never less than the real gap)."""
+    seconds = model.total_seconds()
+    return seconds == real or (seconds == calendar.total_seconds() and real <= seconds)
+
+
+@pytest.mark.tool("go")
+def test_cronjob_gaps_equal_robfig(robfig: Oracle) -> None:  # noqa: F811
+    cases = [(c, None, z) for z in ZONES for c in CRONS]
+    cases += [(c, g, z) for z in ZONES for c, g in GUARDED]
+    real = _oracle_gap(
+        robfig,
+        [{"spec": c, "zone": z, "guard": -1 if g is None else g} for c, g, z in cases],
+    )
+    wrong = []
+    for (cron, guard, zone), seconds in zip(cases, real, strict=True):
+        schedule = Schedule(cron, guard)
+        model = cronjob.timing(schedule, zone).largest
+        if not _agrees(model, schedule.max_gap(), seconds):
+            wrong.append((cron, guard, zone, seconds, model))
+    assert not wrong
+
+
+@pytest.mark.tool("go")
+def test_controller_gaps_equal_robfig(robfig: Oracle) -> None:  # noqa: F811
+    cases = []
+    for local in ["Europe/London", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]:
+        for controller in ["Etc/UTC", "Europe/Berlin"]:
+            for cron in CRONS:
+                try:
+                    v = volsync.timing(Schedule(cron), local, controller)
+                    c = cnpg.timing(Schedule(cron), local, controller)
+                except ConversionError:
+                    continue
+                cases.append((v, c))
+    assert len(cases) > 100
+    real_v = _oracle_gap(robfig, [{"spec": v.cron, "zone": v.zone} for v, _ in cases])
+    real_c = _oracle_gap(
+        robfig, [{"spec": c.cron, "zone": c.zone, "seconds": True, "v1star": True}
+                 for _, c in cases]
+    )
+    for (v, c), gv, gc in zip(cases, real_v, real_c, strict=True):
+        assert v.largest.total_seconds() >= gv and v.largest == Schedule(v.cron).max_gap() or (
+            v.largest.total_seconds() == gv), (v, gv)
+        assert c.largest.total_seconds() >= gc, (c, gc)
+        assert c.largest.total_seconds() == gc or c.largest == v.largest, (c, gc)
+        assert not v.cron.startswith(("*", "@")), v.cron
+
+
+@pytest.mark.tool("go")
+def test_robfig_published_dst_vectors(robfig: Oracle) -> None:  # noqa: F811
+    """robfig/cron's own DST cases (spec_test.go, TestNext), through the model and the library."""
+    from homeops_gen.schedules import spec_of
+    from homeops_gen.schedules.robfig import next_run
+    from homeops_gen.schedules.zones import zone
+
+    vectors = [
+        ("2012-03-11T00:00:00-05:00", "0 30 2 11 3 ?", "2013-03-11T02:30:00-04:00"),
+        ("2012-03-11T01:00:00-05:00", "0 0 * * * ?", "2012-03-11T03:00:00-04:00"),
+        ("2012-03-11T01:00:00-05:00", "0 0 1 * * ?", "2012-03-12T01:00:00-04:00"),
+        ("2012-03-11T00:00:00-05:00", "0 0 2 * * ?", "2012-03-12T02:00:00-04:00"),
+        ("2012-11-04T00:00:00-04:00", "0 30 2 4 11 ?", "2012-11-04T02:30:00-05:00"),
+        ("2012-11-04T01:45:00-04:00", "0 30 1 4 11 ?", "2012-11-04T01:30:00-05:00"),
+        ("2012-11-04T01:00:00-04:00", "0 0 * * * ?", "2012-11-04T01:00:00-05:00"),
+        ("2012-11-04T01:00:00-04:00", "0 0 1 * * ?", "2012-11-04T01:00:00-05:00"),
+        ("2012-11-04T01:00:00-05:00", "0 0 1 * * ?", "2012-11-05T01:00:00-05:00"),
+        ("2012-11-04T00:00:00-04:00", "0 0 3 * * ?", "2012-11-04T03:00:00-05:00"),
+        ("2012-11-04T00:00:00-04:00", "0 0 3 3 * ?", "2012-12-03T03:00:00-05:00"),
+    ]
+    sao = [
+        ("2018-10-17T05:00:00-04:00", "0 0 9 10 * ?", "2018-11-10T06:00:00-05:00"),
+        ("2018-02-14T05:00:00-05:00", "0 0 9 22 * ?", "2018-02-22T07:00:00-05:00"),
+    ]
+    cases = [(a, s, e, "America/New_York") for a, s, e in vectors]
+    cases += [(a, s, e, "America/Sao_Paulo") for a, s, e in sao]
+    for after, spec, expected, name in cases:
+        start = int(dt.datetime.fromisoformat(after).timestamp())
+        want = int(dt.datetime.fromisoformat(expected).timestamp())
+        got = next_run(spec_of(spec.replace("?", "*"), seconds=True), start, zone(name))
+        assert got == want, (after, spec, name)
+        (answer,) = robfig.ask([{"mode": "next", "spec": spec, "zone": name, "start": start,
+                                 "seconds": True, "count": 1}])
+        assert answer["next"] == [want]
+
+
+def _transitions(zone: str, year: int) -> list[int]:
+    """The instants the zone's offset changes in ``year``, found hour by hour."""
+    tz = zoneinfo.ZoneInfo(zone)
+    start = int(dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp())
+    found = []
+    previous = dt.datetime.fromtimestamp(start, tz).utcoffset()
+    for instant in range(start, start + 366 * 86400, 1800):
+        offset = dt.datetime.fromtimestamp(instant, tz).utcoffset()
+        if offset != previous:
+            found.append(instant)
+        previous = offset
+    return found
+
+
+def _allowed(text: str, value: int, high: int) -> bool:
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        low, _, top = base.partition("-")
+        lo = 0 if base == "*" else int(low)
+        hi = high if base == "*" else int(top or (high if step else low))
+        if lo <= value <= hi and (value - lo) % int(step or 1) == 0:
+            return True
+    return False
+
+
+def _host_runs(cron: str, zone: str, daemon: str, start: int, minutes: int) -> list[int]:
+    """cron(8) and systemd, minute by minute on the wall clock: a fixed-time cron job whose
+    minute was skipped runs at the first minute after the jump; a repeated minute runs once
+    (fixed-time job) or again (``*`` job); a timer never elapses in a skipped minute and
+    once in a repeated one."""
+    tz = zoneinfo.ZoneInfo(zone)
+    minute_f, hour_f, dom_f, _, dow_f = cron.split()
+    star = minute_f.startswith("*") or hour_f.startswith("*")
+    out: list[int] = []
+    seen: set[dt.datetime] = set()
+    last_wall: dt.datetime | None = None
+    for instant in range(start, start + minutes * 60, 60):
+        wall = dt.datetime.fromtimestamp(instant, tz).replace(tzinfo=None)
+        pending = [wall]
+        if last_wall is not None and wall - last_wall > dt.timedelta(minutes=1):
+            jumped = int((wall - last_wall).total_seconds() // 60)
+            if daemon == "cron" and not star:
+                pending = [last_wall + dt.timedelta(minutes=k) for k in range(1, jumped + 1)]
+        for w in pending:
+            weekday = (w.weekday() + 1) % 7
+            if not (_allowed(minute_f, w.minute, 59) and _allowed(hour_f, w.hour, 23)
+                    and _allowed(dom_f, w.day, 31) and _allowed(dow_f, weekday, 6)):
+                continue
+            if w in seen and not (daemon == "cron" and star):
+                continue
+            seen.add(w)
+            out.append(instant)
+        last_wall = wall
+    return out
+
+
+@pytest.mark.parametrize("daemon", ["cron", "systemd"])
+@pytest.mark.parametrize(
+    ("cron", "zone"),
+    [("24 1 * * *", "Europe/London"), ("30 2 * * *", "America/New_York"),
+     ("0 2 * * *", "Australia/Sydney"), ("15 1 * * *", "America/New_York"),
+     ("7 * * * *", "Europe/London"), ("0 0,12 * * *", "America/Havana"),
+     ("45 2 * * 0", "Australia/Lord_Howe")],
+)
+def test_host_gaps_match_a_minute_simulation(cron: str, zone: str, daemon: str) -> None:
+    """Sixteen days around each transition of 2027, minute by minute."""
+    real = 0
+    for transition in _transitions(zone, 2027):
+        runs = _host_runs(cron, zone, daemon, transition - 8 * 86400 - 3600 * 5, 16 * 1440)
+        real = max([real, *(b - a for a, b in zip(runs, runs[1:], strict=False))])
+    model = host.timing(Schedule(cron), zone, daemon)  # type: ignore[arg-type]
+    assert model.largest.total_seconds() == real
