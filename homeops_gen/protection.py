@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from homeops_gen.catalog.model import Catalog, Service
-from homeops_gen.schedule import Schedule, format_duration
+from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration
 
 __all__ = [
     "DUMP_TITLES",
@@ -55,6 +55,17 @@ class Layer:
         return f"{text}; {self.note}" if self.note else text
 
 
+def when(schedule: Schedule) -> str:
+    """The schedule as its runtime is given it, with the zone it reads it in."""
+    timing = schedule.timing
+    guard = (
+        f" (first {WEEKDAYS[schedule.first_weekday].capitalize()} only)"
+        if schedule.first_weekday is not None
+        else ""
+    )
+    return f"{timing.cron}{guard} {timing.zone}"
+
+
 def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
     settings = catalog.settings
     if service.snapshot_layer == "zfs" and settings.zfs_snapshots:
@@ -64,7 +75,7 @@ def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "zfs",
                 "ZFS snapshots",
-                "; ".join(sorted({t.schedule.description for t in tasks})),
+                "; ".join(sorted({when(t.schedule) for t in tasks})),
                 ", ".join(sorted({str(t.retention) for t in tasks})),
                 best.schedule.max_gap(),
                 offsite=False,
@@ -76,7 +87,7 @@ def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "lvm",
                 "LVM thin snapshots",
-                lvm.schedule.description,
+                when(lvm.schedule),
                 str(lvm.retention),
                 lvm.schedule.max_gap(),
                 offsite=False,
@@ -108,7 +119,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "dump",
                 DUMP_TITLES[service.engine],
-                schedule.description,
+                when(schedule),
                 str(service.retention),
                 schedule.max_gap(),
                 offsite=False,
@@ -121,9 +132,9 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "volsync",
                 "VolSync Kopia (NFS)",
-                schedule.description,
+                when(volsync.schedule or schedule),
                 str(service.retention),
-                schedule.max_gap(),
+                (volsync.schedule or schedule).max_gap(),
                 False,
             )
         )
@@ -132,7 +143,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 Layer(
                     "r2",
                     "VolSync restic (R2)",
-                    volsync.r2_schedule.description,
+                    when(volsync.r2_schedule),
                     str(service.retention),
                     volsync.r2_schedule.max_gap(),
                     True,
@@ -140,7 +151,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
             )
     cluster = service.cnpg
     if service.uses("cnpg") and cluster is not None:
-        base = Schedule(cluster.backup_schedule.split(" ", 1)[1])  # drop CNPG's seconds field
+        base = cluster.base_schedule
         where = f"{cluster.store_name} s3://{cluster.store.bucket}/{cluster.server_name}"
         offsite = cluster.store.provider in ("r2", "s3")
         layers += [
@@ -155,7 +166,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "cnpg-base",
                 "CNPG base backup",
-                base.description,
+                when(base),
                 cluster.retention_policy,
                 base.max_gap(),
                 offsite,

@@ -13,16 +13,22 @@ stretch one gap by an hour, which callers add as grace where it matters.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
-import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from homeops_gen.schedules import Timing
 
 __all__ = [
     "WEEKDAYS",
     "CronField",
     "Schedule",
+    "RUN_ALLOWANCE",
+    "Runtime",
     "alert_threshold",
     "format_duration",
     "parse_cadence",
@@ -30,6 +36,7 @@ __all__ = [
     "parse_duration",
     "parse_seconds",
     "posix_tz",
+    "run_time",
     "stagger_seed",
 ]
 
@@ -48,10 +55,6 @@ _MACROS = {
 _EVERY_HOURS = re.compile(r"^([0-9]+)h$")
 _DIGITS = re.compile(r"[0-9]+")
 _FIRST_WEEKDAY = re.compile(r"^monthly-first-([a-z]+)$")
-#: A calendar long enough to hold every weekday/leap-year alignment (28-year solar cycle).
-_CYCLE_START = dt.date(2025, 1, 1)
-_CYCLE_DAYS = (dt.date(2053, 1, 1) - _CYCLE_START).days
-_LEAP_CYCLE_DAYS = (dt.date(2029, 1, 1) - _CYCLE_START).days
 
 
 @dataclass(frozen=True)
@@ -155,14 +158,24 @@ def parse_cron(expr: str) -> tuple[CronField, ...]:
     return tuple(_parse_field(part, bounds) for part, bounds in zip(parts, _FIELDS, strict=True))
 
 
+#: The programs that fire a schedule (see :mod:`homeops_gen.schedules`).
+Runtime = Literal["cronjob", "volsync", "cnpg", "cron", "systemd"]
+
+
 @dataclass(frozen=True)
 class Schedule:
-    """When a job runs: a cron expression, optionally restricted to the first <weekday>."""
+    """When a job runs: a cron expression meant in ``zone``, optionally restricted to the
+    first <weekday>, and the program that runs it (which decides what DST does to it)."""
 
     cron: str
     #: Cron weekday number (0 = Sunday); the job only does work on that weekday. Always
     #: paired with day-of-month ``1-7``.
     first_weekday: int | None = None
+    #: The zone the catalog means the times in.
+    zone: str = "Etc/UTC"
+    runtime: Runtime = "cronjob"
+    #: The zone VolSync's and CNPG's controllers read their crons in.
+    controller_zone: str = "Etc/UTC"
 
     def __post_init__(self) -> None:
         parse_cron(self.cron)  # reject malformed schedules at construction
@@ -173,55 +186,47 @@ class Schedule:
             return self.cron
         return f"{self.cron} (first {WEEKDAYS[self.first_weekday].capitalize()} only)"
 
+    @property
+    def timing(self) -> Timing:
+        """The schedule as its runtime runs it (raises ``ValueError`` when it cannot)."""
+        return _timing(self)
+
     def max_gap(self) -> dt.timedelta:
-        """The longest wait between two consecutive runs, over every calendar alignment."""
+        """The longest real wait between two runs, as the runtime runs them, over every
+        calendar alignment and thirty years of the zone's transitions."""
+        return self.timing.largest
+
+    def calendar_gap(self) -> dt.timedelta:
+        """The longest wait on the wall clock, ignoring DST."""
         return _max_gap(self.cron, self.first_weekday)
+
+    def calendar_smallest_gap(self) -> dt.timedelta:
+        """The shortest wall-clock wait between two runs (a run should end within it)."""
+        from homeops_gen.schedules import spec_of
+        from homeops_gen.schedules.gaps import calendar_gap
+
+        return calendar_gap(spec_of(self.cron), self.first_weekday)[1]
+
+
+@lru_cache(maxsize=8192)
+def _timing(schedule: Schedule) -> Timing:
+    from homeops_gen.schedules import cnpg, cronjob, host, volsync
+
+    if schedule.runtime == "cronjob":
+        return cronjob.timing(schedule, schedule.zone)
+    if schedule.runtime == "volsync":
+        return volsync.timing(schedule, schedule.zone, schedule.controller_zone)
+    if schedule.runtime == "cnpg":
+        return cnpg.timing(schedule, schedule.zone, schedule.controller_zone)
+    return host.timing(schedule, schedule.zone, schedule.runtime)
 
 
 @lru_cache(maxsize=4096)
 def _max_gap(cron: str, first_weekday: int | None) -> dt.timedelta:
-    minute, hour, dom, month, dow = parse_cron(cron)
-    times = sorted(h * 60 + m for h in hour.values for m in minute.values)
-    day_gap = _max_day_gap(dom, month, dow, first_weekday)
-    within_day = max((b - a for a, b in itertools.pairwise(times)), default=0)
-    across_days = day_gap * 1440 - times[-1] + times[0]
-    return dt.timedelta(minutes=max(within_day, across_days))
+    from homeops_gen.schedules import spec_of
+    from homeops_gen.schedules.gaps import calendar_gap
 
-
-def _day_matches(
-    day: dt.date, dom: CronField, month: CronField, dow: CronField, first_weekday: int | None
-) -> bool:
-    if day.month not in month.values:
-        return False
-    weekday = (day.weekday() + 1) % 7  # Python: Monday=0; cron: Sunday=0
-    if first_weekday is not None and (weekday != first_weekday or day.day > 7):
-        return False
-    in_dom, in_dow = day.day in dom.values, weekday in dow.values
-    if dom.wildcard or dow.wildcard:  # cron's rule: AND unless both are restricted, then OR
-        return in_dom and in_dow
-    return in_dom or in_dow
-
-
-@lru_cache(maxsize=256)
-def _max_day_gap(
-    dom: CronField, month: CronField, dow: CronField, first_weekday: int | None
-) -> int:
-    """Largest number of days between two consecutive days on which the schedule runs."""
-    weekday_free = first_weekday is None and dow.wildcard
-    if first_weekday is None and dom.wildcard and len(month.values) == 12:
-        weekdays = sorted(dow.values)  # every month, chosen weekdays: a weekly cycle
-        return max(b - a for a, b in itertools.pairwise([*weekdays, weekdays[0] + 7]))
-    # Without a weekday condition the calendar repeats every 4 years (leap days); scan two
-    # cycles so that the gap across the cycle boundary is seen too.
-    days = 2 * _LEAP_CYCLE_DAYS if weekday_free else _CYCLE_DAYS
-    matching = [
-        offset
-        for offset in range(days)
-        if _day_matches(_CYCLE_START + dt.timedelta(days=offset), dom, month, dow, first_weekday)
-    ]
-    if len(matching) < 2:
-        raise ValueError("the schedule never runs (or runs less than once in 28 years)")
-    return max(b - a for a, b in itertools.pairwise(matching))
+    return calendar_gap(spec_of(cron), first_weekday)[0]
 
 
 def stagger_seed(name: str) -> int:
@@ -229,43 +234,86 @@ def stagger_seed(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
 
 
+def _safe_slot(
+    seed: int, window_start: int, window_hours: int, avoid: frozenset[int]
+) -> tuple[int, int]:
+    """The staggered minute and hour: the name's own slot in the window, else the next one
+    (minute first, then hour) whose local time no DST transition skips or repeats."""
+    minute = seed % 60
+    first = (seed // 60) % window_hours
+    for hour_step in range(24):
+        hour = (window_start + (first + hour_step) % window_hours
+                if hour_step < window_hours else window_start + hour_step) % 24
+        for minute_step in range(60):
+            candidate = (minute + minute_step * 7) % 60
+            if hour * 60 + candidate not in avoid:
+                return candidate, hour
+    return minute, (window_start + first) % 24
+
+
+def _safe_hours(seed: int, minute: int, every: int, avoid: frozenset[int]) -> str:
+    """Every ``every`` hours at ``minute``, from the name's own first hour, else the next
+    first hour that keeps every run out of the DST-shifted local times."""
+    start = (seed // 60) % every
+    for step in range(every):
+        first = (start + step) % every
+        hours = range(first, 24, every)
+        if all(h * 60 + minute not in avoid for h in hours):
+            return ",".join(map(str, hours))
+    return ",".join(str(h) for h in range(start, 24, every))
+
+
 def parse_cadence(
-    cadence: str, *, name: str, window_start: int, window_hours: int, weekly_day: int
+    cadence: str,
+    *,
+    name: str,
+    window_start: int,
+    window_hours: int,
+    weekly_day: int,
+    zone: str = "Etc/UTC",
+    runtime: Runtime = "cronjob",
+    controller_zone: str = "Etc/UTC",
 ) -> Schedule:
     """Turn a cadence (shorthand or cron) into a :class:`Schedule`.
 
     Shorthands are staggered deterministically by ``name`` so that jobs do not all start at
     the same minute: the minute comes from the name's hash, the hour from the backup window
-    ``[window_start, window_start + window_hours)``.
+    ``[window_start, window_start + window_hours)``; a slot whose local time a DST
+    transition of ``zone`` skips or repeats is passed over for the next one.
     """
+    from homeops_gen.schedules.zones import shifted_minutes
+
+    skipped, repeated = shifted_minutes(zone)
+    avoid = skipped | repeated
     seed = stagger_seed(name)
-    minute = seed % 60
-    hour = (window_start + (seed // 60) % window_hours) % 24
+    minute, hour = _safe_slot(seed, window_start, window_hours, avoid)
+    made = functools.partial(
+        Schedule, zone=zone, runtime=runtime, controller_zone=controller_zone
+    )
     text = cadence.strip().lower()
     if text == "hourly":
-        return Schedule(f"{minute} * * * *")
+        return made(f"{seed % 60} * * * *")
     if match := _EVERY_HOURS.match(text):
         every = int(match.group(1))
         if every == 0 or 24 % every:
             raise ValueError(
                 f"'{cadence}': every N hours needs N to divide 24 (1, 2, 3, 4, 6, 8, 12, 24)"
             )
-        first = (seed // 60) % every
-        hours = ",".join(str(h) for h in range(first, 24, every))
-        return Schedule(f"{minute} {hours} * * *")
+        every_minute = seed % 60
+        return made(f"{every_minute} {_safe_hours(seed, every_minute, every, avoid)} * * *")
     if text == "daily":
-        return Schedule(f"{minute} {hour} * * *")
+        return made(f"{minute} {hour} * * *")
     if text == "weekly":
-        return Schedule(f"{minute} {hour} * * {weekly_day}")
+        return made(f"{minute} {hour} * * {weekly_day}")
     if text == "monthly":
-        return Schedule(f"{minute} {hour} 1 * *")
+        return made(f"{minute} {hour} 1 * *")
     if match := _FIRST_WEEKDAY.match(text):
         day_name = match.group(1)
         if day_name not in WEEKDAYS:
             raise ValueError(f"'{cadence}': {day_name!r} is not a weekday name")
-        return Schedule(f"{minute} {hour} 1-7 * *", first_weekday=WEEKDAYS.index(day_name))
+        return made(f"{minute} {hour} 1-7 * *", first_weekday=WEEKDAYS.index(day_name))
     try:
-        return Schedule(cadence.strip())
+        return made(cadence.strip())
     except ValueError as exc:
         raise ValueError(
             f"'{cadence}' is neither a shorthand (hourly, <N>h, daily, weekly, monthly, "
@@ -274,11 +322,12 @@ def parse_cadence(
 
 
 def format_duration(span: dt.timedelta) -> str:
-    """``35d``, ``36h`` or ``90m``: the largest whole unit that divides the span."""
+    """``35d``, ``1d23h``, ``26h``... : days, hours and minutes, the zero ones left out."""
     minutes = int(span.total_seconds()) // 60
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440}d"
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n)
+    return text or "0m"
 
 
 def posix_tz(zone: str) -> str | None:
@@ -316,11 +365,21 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(minutes=int(match.group(1)) * _DURATION_MINUTES[match.group(2)])
 
 
-def alert_threshold(schedule: Schedule) -> dt.timedelta:
-    """How old the last success may get before an alert: the largest gap between runs plus a
-    grace of a tenth of it, at least an hour (a run's own duration, a DST change, a late
-    controller), rounded up to whole minutes."""
+#: How long a run may take when nothing else says: four hours, or less when runs come closer.
+RUN_ALLOWANCE = dt.timedelta(hours=4)
+
+
+def alert_threshold(schedule: Schedule, run_allowance: dt.timedelta | None = None) -> dt.timedelta:
+    """How old the last success may get before an alert: the largest real gap between runs
+    (DST included, as the runtime runs them) plus the time a run may take to succeed
+    (``run_allowance``; by default four hours, at most the smallest gap between runs),
+    rounded up to whole minutes."""
     gap = schedule.max_gap()
-    grace = max(dt.timedelta(hours=1), gap / 10)
+    grace = run_allowance if run_allowance is not None else run_time(schedule)
     minutes = -(-int((gap + grace).total_seconds()) // 60)
     return dt.timedelta(minutes=minutes)
+
+
+def run_time(schedule: Schedule) -> dt.timedelta:
+    """The time a run may take: four hours, at most the smallest gap between two runs."""
+    return min(RUN_ALLOWANCE, schedule.calendar_smallest_gap())

@@ -203,21 +203,30 @@ def test_the_backup_seeds_hand_written_thresholds_are_fixed() -> None:
         assert match is not None
         return timedelta(seconds=int(match["seconds"]))
 
-    assert threshold("backup-vaultwarden") == timedelta(hours=7)
+    # Every 6h in Europe/London: the October fall-back makes one gap 7h; the job may start
+    # up to 1h late and run 4h; the alert's own `for` (15m) is inside the threshold.
+    assert threshold("backup-vaultwarden") == timedelta(hours=11, minutes=45)
     assert timedelta(days=35) < threshold("backup-prometheus") < timedelta(days=39)
 
 
 @pytest.mark.parametrize(
-    ("cron", "expected"),
+    ("cron", "zone", "expected"),
     [
-        ("0 */6 * * *", timedelta(hours=7)),
-        ("0 3 * * *", timedelta(hours=26, minutes=24)),
-        ("0 3 * * 0", timedelta(days=7, hours=16, minutes=48)),
-        ("0 * * * *", timedelta(hours=2)),
+        ("0 */6 * * *", "Etc/UTC", timedelta(hours=10)),
+        ("0 3 * * *", "Etc/UTC", timedelta(hours=28)),
+        ("0 3 * * 0", "Etc/UTC", timedelta(days=7, hours=4)),
+        ("0 * * * *", "Etc/UTC", timedelta(hours=2)),
+        # The fall-back hour lengthens one gap; the grace is still whole.
+        ("0 3 * * 0", "Europe/London", timedelta(days=7, hours=5)),
+        # 01:30 does not exist on the spring-forward Sunday: that run is lost.
+        ("30 1 * * *", "Europe/London", timedelta(hours=47 + 4)),
+        ("30 2,8,14,20 * * *", "America/New_York", timedelta(hours=11 + 4)),
     ],
 )
-def test_alert_threshold_is_the_gap_plus_a_grace(cron: str, expected: timedelta) -> None:
-    assert alert_threshold(Schedule(cron)) == expected
+def test_alert_threshold_is_the_gap_plus_a_grace(
+    cron: str, zone: str, expected: timedelta
+) -> None:
+    assert alert_threshold(Schedule(cron, zone=zone)) == expected
 
 
 def test_a_catalog_threshold_shorter_than_the_gap_names_both_numbers() -> None:

@@ -56,9 +56,9 @@ def test_matrix_has_a_row_per_service_with_its_rpos(reference: Catalog) -> None:
 @pytest.mark.parametrize(
     ("service", "column", "expected"),
     [
-        ("vaultwarden", 5, "sqlite3 .backup: 21 3,9,15,21 * * *, keeps 30d (RPO 6h)"),
-        ("vaultwarden", 9, "6h"),
-        ("vaultwarden", 11, "6h"),  # declared
+        ("vaultwarden", 5, "sqlite3 .backup: 21 3,9,15,21 * * * Europe/London, keeps 30d (RPO 7h)"),
+        ("vaultwarden", 9, "7h"),  # the October fall-back
+        ("vaultwarden", 11, "7h"),  # declared
         ("postgresql", 7, "CNPG WAL archive"),
         ("postgresql", 9, "5m"),  # the WAL archive beats the daily dump
         ("prometheus", 8, "excluded: Covered by the monthly application backup; large TSDB"),
@@ -263,4 +263,5 @@ def test_snapshot_doc_lists_the_zfs_tasks(reference: Catalog) -> None:
     for task in reference.settings.zfs_snapshots:
         row = f"| `{task.pool}` | `{task.schedule.cron}` |"
         assert row in doc
-    assert "| `main` | `0 0,12 * * *` | 12h | `auto-12h-%Y-%m-%d_%H-%M` | 1d |" in doc
+    # TrueNAS runs the task by cron in Europe/London: the fall-back hour makes one gap 13h.
+    assert "| `main` | `0 0,12 * * *` | 13h | `auto-12h-%Y-%m-%d_%H-%M` | 1d |" in doc

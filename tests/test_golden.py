@@ -55,7 +55,9 @@ def test_reference_catalog_resolves_the_seed_policies() -> None:
     """The reference catalog encodes the backup seed's choices; guard the load-bearing ones."""
     catalog = load_catalog(REPO / "services.yaml")
     vaultwarden = catalog.service("vaultwarden")
-    assert vaultwarden.schedule.max_gap().total_seconds() == 6 * 3600
+    # 6-hourly in Europe/London: the October fall-back stretches one gap to 7h.
+    assert vaultwarden.schedule.max_gap().total_seconds() == 7 * 3600
+    assert vaultwarden.schedule.calendar_gap().total_seconds() == 6 * 3600
     assert vaultwarden.integrity is not None
     prometheus = catalog.service("prometheus")
     assert prometheus.schedule.first_weekday == 0

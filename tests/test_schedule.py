@@ -99,7 +99,7 @@ def test_step_01_is_a_wildcard_like_robfig() -> None:
 
 @pytest.mark.parametrize(
     ("span", "text"),
-    [(35 * DAY, "35d"), (36 * HOUR, "36h"), (dt.timedelta(minutes=90), "90m"), (DAY, "1d")],
+    [(35 * DAY, "35d"), (36 * HOUR, "1d12h"), (dt.timedelta(minutes=90), "1h30m"), (DAY, "1d")],
 )
 def test_format_duration(span: dt.timedelta, text: str) -> None:
     assert format_duration(span) == text

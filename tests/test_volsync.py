@@ -224,8 +224,7 @@ VOLSYNC_APP = MINIMAL_HEAD + (
 @pytest.mark.parametrize(
     ("cadence", "message"),
     [
-        ("monthly-first-sunday", "no first-weekday guard"),
-        ('"0 3 * * sun"', "numbers only"),
+        ("monthly-first-sunday", "first-weekday guard needs a job script"),
     ],
 )
 def test_volsync_cadences_must_suit_its_crd(cadence: str, message: str) -> None:
@@ -240,3 +239,31 @@ def test_without_an_r2_store_there_is_no_r2_file() -> None:
     paths = build_plan(load_catalog_text(VOLSYNC_APP)).paths
     assert "kubernetes/components/volsync/kopia.yaml" in paths
     assert "kubernetes/components/volsync/r2.yaml" not in paths
+
+
+@pytest.mark.parametrize(
+    ("cadence", "zone", "written"),
+    [
+        ('"0 3 * * sun"', "Etc/UTC", "0 3 * * 0"),
+        ('"*/30 * * * *"', "Etc/UTC", "0,30 * * * *"),
+        ('"@daily"', "Etc/UTC", "0 0 * * *"),
+        ('"* * * * *"', "Etc/UTC", "0-59 * * * *"),
+        ('"0 3 * * sun"', "America/New_York", "0 8 * * 0"),
+        ('"30 1 * * 1"', "Australia/Sydney", "30 15 * * 0"),
+        ('"0 2 * * *"', "Asia/Kolkata", "30 20 * * *"),
+    ],
+)
+def test_volsync_crons_are_moved_to_the_controllers_zone_and_survive_flux(
+    cadence: str, zone: str, written: str
+) -> None:
+    """VolSync reads its cron in UTC; Flux pastes it into YAML text unquoted."""
+    import yaml
+
+    text = VOLSYNC_APP.replace("churn: low\n", f"churn: low\n    cadence: {cadence}\n")
+    text = text.replace("timezone: Etc/UTC", f"timezone: {zone}")
+    catalog = load_catalog_text(text, "services.yaml")
+    app = catalog.services[0].volsync
+    assert app is not None and app.schedule is not None
+    cron = app.schedule.timing.cron
+    assert cron == written
+    assert yaml.safe_load(f"schedule: {cron}\n") == {"schedule": cron}

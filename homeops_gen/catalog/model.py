@@ -104,7 +104,8 @@ class JobSettings:
     successful_jobs_history_limit: int
     failed_jobs_history_limit: int
     backoff_limit: int
-    active_deadline_seconds: int
+    #: ``None``: derived from each job's schedule (see :meth:`active_deadline`).
+    active_deadline_seconds: int | None
     requests: Mapping[str, str]
     limits: Mapping[str, str]
 
@@ -115,8 +116,23 @@ class JobSettings:
         """
         if self.starting_deadline_seconds is not None:
             return self.starting_deadline_seconds
-        quarter = int(schedule.max_gap().total_seconds()) // 4
+        quarter = int(schedule.calendar_gap().total_seconds()) // 4
         return max(60, min(3600, quarter))
+
+    def active_deadline(self, schedule: Schedule) -> int:
+        """Seconds a run may take: four hours, or less so that a run that started as late as
+        its starting deadline still ends before the next one is due (with
+        ``concurrencyPolicy: Forbid`` a longer run would skip the next)."""
+        if self.active_deadline_seconds is not None:
+            return self.active_deadline_seconds
+        room = int(schedule.calendar_smallest_gap().total_seconds())
+        return max(60, min(4 * 3600, room - self.starting_deadline(schedule)))
+
+    def run_allowance(self, schedule: Schedule) -> dt.timedelta:
+        """From the scheduled time to the last moment a healthy run can report success."""
+        return dt.timedelta(
+            seconds=self.starting_deadline(schedule) + self.active_deadline(schedule)
+        )
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,8 @@ class VolsyncApp:
     gid: int
     #: The Kopia schedule (the service's) and the R2 schedule (``None`` without R2).
     r2_schedule: Schedule | None
+    #: The app's own schedule as the VolSync controller runs it (``None``: not resolved).
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +214,7 @@ class CnpgCluster:
     #: Barman's ``<n>d|w|m``.
     retention_policy: str
     #: CNPG's six-field cron (seconds first).
+    #: The ScheduledBackup's six-field cron, in the operator's zone.
     backup_schedule: str
     wal_compression: str
     wal_max_parallel: int
@@ -205,6 +224,8 @@ class CnpgCluster:
     credentials_secret: str
     credentials_key: str
     recovery_target_time: str | None
+    #: The base-backup schedule (the catalog's local intent, run by the operator).
+    base_schedule: Schedule
 
 
 @dataclass(frozen=True)
@@ -218,6 +239,8 @@ class NfsVolumeModule:
 @dataclass(frozen=True)
 class Settings:
     timezone: str
+    #: The zone VolSync's and CNPG's controllers read their crons in.
+    controller_timezone: str
     #: The same zone as a POSIX rule for containers (``TZ``); the name if no rule was found.
     container_timezone: str
     nfs_server: str

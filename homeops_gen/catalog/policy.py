@@ -8,11 +8,12 @@ rules are checked here as well; every finding is collected (nothing stops at the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from homeops_gen.catalog.model import (
@@ -48,6 +49,7 @@ from homeops_gen.catalog.spec import (
 from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import (
     WEEKDAYS,
+    Runtime,
     Schedule,
     alert_threshold,
     format_duration,
@@ -55,6 +57,7 @@ from homeops_gen.schedule import (
     parse_duration,
     posix_tz,
 )
+from homeops_gen.schedules.controller import ConversionError
 
 __all__ = ["BUILTIN_CHURN_DEFAULTS", "DEFAULT_IMAGES", "check_partial", "resolve_catalog"]
 
@@ -96,7 +99,6 @@ BUILTIN_JOB = JobSpec(
     successful_jobs_history_limit=3,
     failed_jobs_history_limit=3,
     backoff_limit=1,
-    active_deadline_seconds=4 * 3600,
     resources=ResourcesSpec(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "1Gi"}),
 )
 
@@ -109,7 +111,10 @@ class _Resolver:
     def report(self, loc: Location, message: str) -> None:
         self.problems.append(Finding(loc, message))
 
-    def cadence(self, text: str, name: str, loc: Location) -> Schedule | None:
+    def cadence(
+        self, text: str, name: str, loc: Location, runtime: Runtime = "cronjob"
+    ) -> Schedule | None:
+        """The schedule of a cadence as ``runtime`` runs it, or None (a finding at ``loc``)."""
         defaults = self.settings.defaults
         try:
             schedule = parse_cadence(
@@ -118,12 +123,36 @@ class _Resolver:
                 window_start=defaults.window_start_hour,
                 window_hours=defaults.window_hours,
                 weekly_day=WEEKDAYS.index(defaults.weekly_day),
+                zone=self.zone,
+                runtime=runtime,
+                controller_zone=self.controller_zone,
             )
-            schedule.max_gap()  # rejects schedules that never fire
+            schedule.max_gap()  # rejects schedules that never fire or cannot be said
         except ValueError as exc:
-            self.report(loc, str(exc))
+            self.report(loc, _cadence_problem(exc, runtime, self.controller_zone))
             return None
         return schedule
+
+    def runs_as(self, schedule: Schedule, runtime: Runtime, loc: Location) -> Schedule | None:
+        """The same schedule run by another runtime, or None (a finding at ``loc``)."""
+        moved = dataclasses.replace(
+            schedule, runtime=runtime, controller_zone=self.controller_zone
+        )
+        try:
+            moved.max_gap()
+        except ValueError as exc:
+            self.report(loc, _cadence_problem(exc, runtime, self.controller_zone))
+            return None
+        return moved
+
+    @property
+    def zone(self) -> str:
+        return self.settings.timezone if _known_zone(self.settings.timezone) else "Etc/UTC"
+
+    @property
+    def controller_zone(self) -> str:
+        zone = self.settings.controller_timezone
+        return zone if _known_zone(zone) else "Etc/UTC"
 
     def churn_default(self, churn: str) -> tuple[ChurnDefaultsSpec, Origin]:
         configured = self.settings.defaults.churn.get(churn)  # type: ignore[call-overload]
@@ -133,6 +162,28 @@ class _Resolver:
         return BUILTIN_CHURN_DEFAULTS[churn], Origin(
             "default", f"built-in default for {churn} churn"
         )
+
+
+_RUNTIME_NAMES = {"volsync": "VolSync", "cnpg": "CNPG's ScheduledBackup"}
+
+
+def _cadence_problem(exc: ValueError, runtime: Runtime, controller_zone: str) -> str:
+    if isinstance(exc, ConversionError):
+        return (
+            f"{_RUNTIME_NAMES.get(runtime, runtime)} reads its cron in {controller_zone} "
+            f"(settings.controller_timezone), and this cadence has no equivalent there: {exc}"
+        )
+    return str(exc)
+
+
+def _known_zone(name: str) -> bool:
+    if name in ("Local", "localtime", "Factory") or name.startswith(("posix/", "right/")):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def resolve_catalog(
@@ -176,19 +227,16 @@ def _resolve(
 
 
 def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | None:
-    if spec.timezone in ("Local", "localtime", "Factory") or spec.timezone.startswith(
-        ("posix/", "right/")
-    ):
-        resolver.report(
-            ("settings", "timezone"),
-            f"{spec.timezone!r} is not a zone name; use an IANA name such as "
-            "Europe/Berlin or Etc/UTC",
-        )
-    else:
-        try:
-            zoneinfo.ZoneInfo(spec.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            resolver.report(("settings", "timezone"), f"unknown IANA time zone {spec.timezone!r}")
+    for key in ("timezone", "controller_timezone"):
+        name = getattr(spec, key)
+        if name in ("Local", "localtime", "Factory") or name.startswith(("posix/", "right/")):
+            resolver.report(
+                ("settings", key),
+                f"{name!r} is not a zone name; use an IANA name such as "
+                "Europe/Berlin or Etc/UTC",
+            )
+        elif not _known_zone(name):
+            resolver.report(("settings", key), f"unknown IANA time zone {name!r}")
     for churn, churn_spec in sorted(spec.defaults.churn.items()):
         loc: Location = ("settings", "defaults", "churn", churn)
         resolver.cadence(churn_spec.cadence, f"defaults-{churn}", (*loc, "cadence"))
@@ -196,10 +244,13 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
     incremental = full_sync = None
     if offsite is not None:
         incremental = resolver.cadence(
-            offsite.incremental, "offsite-incremental", ("settings", "offsite", "incremental")
+            offsite.incremental,
+            "offsite-incremental",
+            ("settings", "offsite", "incremental"),
+            "cron",
         )
         full_sync = resolver.cadence(
-            offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync")
+            offsite.full_sync, "offsite-full-sync", ("settings", "offsite", "full_sync"), "cron"
         )
     _check_object_stores(resolver, spec)
     module = spec.terraform.nfs_volume_module
@@ -234,6 +285,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
             else NfsVolumeModule("../../modules/nfs-backup-volume", "claim_name", generated=True)
         ),
         timezone=spec.timezone,
+        controller_timezone=spec.controller_timezone,
         container_timezone=posix_tz(spec.timezone) or spec.timezone,
         nfs_server=spec.nfs.server,
         nfs_backup_root=spec.nfs.backup_root,
@@ -258,7 +310,7 @@ def _resolve_lvm(resolver: _Resolver, spec: SettingsSpec) -> LvmSnapshots | None
     if lvm is None:
         return None
     loc: Location = ("settings", "snapshots", "lvm")
-    schedule = resolver.cadence(lvm.cadence, "lvm-snapshots", (*loc, "cadence"))
+    schedule = resolver.cadence(lvm.cadence, "lvm-snapshots", (*loc, "cadence"), "systemd")
     try:
         retention = parse_retention(lvm.retention)
     except ValueError as exc:
@@ -271,7 +323,9 @@ def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots,
     tasks = []
     for index, task in enumerate(spec.snapshots.zfs):
         loc: Location = ("settings", "snapshots", "zfs", index)
-        schedule = resolver.cadence(task.cadence, f"zfs-{task.pool}-{index}", (*loc, "cadence"))
+        schedule = resolver.cadence(
+            task.cadence, f"zfs-{task.pool}-{index}", (*loc, "cadence"), "cron"
+        )
         try:
             retention = parse_retention(task.retention)
         except ValueError as exc:
@@ -283,22 +337,34 @@ def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots,
 
 
 def _resolve_stale_after(
-    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule
+    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule, job: JobSettings
 ) -> tuple[timedelta, Origin]:
     if spec.stale_after is None:
-        return alert_threshold(schedule), Origin(
-            "policy", "the schedule's largest gap plus max(1h, a tenth of it)"
+        return alert_threshold(schedule, job.run_allowance(schedule)), Origin(
+            "policy",
+            "the largest real gap between runs (DST included) plus the job's starting and "
+            "active deadlines",
         )
     threshold = parse_duration(spec.stale_after)
     gap = schedule.max_gap()
     if threshold < gap:
         resolver.report(
             (*loc, "stale_after"),
-            f"stale_after {spec.stale_after} is shorter than the largest gap between runs of "
-            f"this schedule ({format_duration(gap)}; cron {schedule.description}): the alert "
-            "would fire between two healthy runs",
+            f"stale_after {spec.stale_after} is shorter than the largest real gap between runs "
+            f"of this schedule ({format_duration(gap)}{_gap_date(schedule)}; cron "
+            f"{schedule.description} in {schedule.zone}): the alert would fire between two "
+            "healthy runs",
         )
     return threshold, Origin("catalog", "stale_after", (*loc, "stale_after"))
+
+
+def _gap_date(schedule: Schedule) -> str:
+    """`` from 2027-03-27 01:24 GMT``: where a DST transition makes the largest gap."""
+    start = schedule.timing.gap.start
+    if start is None:
+        return ""
+    local = datetime.fromtimestamp(start, zoneinfo.ZoneInfo(schedule.zone))
+    return f", from the run of {local:%Y-%m-%d %H:%M %Z}"
 
 
 def _r2_store(spec: SettingsSpec) -> ObjectStoreSpec | None:
@@ -324,9 +390,9 @@ def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> Volsyn
             ("settings", "object_stores"), "the R2 object store used by VolSync needs a bucket"
         )
     maintenance = resolver.cadence(
-        v.maintenance_cadence, "kopia-maintenance", (*loc, "maintenance_cadence")
+        v.maintenance_cadence, "kopia-maintenance", (*loc, "maintenance_cadence"), "volsync"
     )
-    resolver.cadence(v.r2_cadence, "volsync-r2", (*loc, "r2_cadence"))
+    resolver.cadence(v.r2_cadence, "volsync-r2", (*loc, "r2_cadence"), "volsync")
     if maintenance is None:
         return None
     default_class = v.classes.get("local-hostpath")
@@ -359,19 +425,22 @@ def _resolve_volsync(
     if spec.volsync is None:
         return None
     v, defaults = spec.volsync, resolver.settings.volsync
-    if schedule is not None and (
-        schedule.first_weekday is not None or not VOLSYNC_CRON.match(schedule.cron)
-    ):
+    where: Location = (*loc, "cadence")
+    own = resolver.runs_as(schedule, "volsync", where) if schedule is not None else None
+    if own is not None and not VOLSYNC_CRON.match(own.timing.cron):
         resolver.report(
-            (*loc, "cadence"),
-            f"VolSync cannot run cron {schedule.description!r}: its schedules take "
-            "numbers only (no names) and no first-weekday guard",
+            where,
+            f"VolSync cannot run cron {own.timing.cron!r}: its CRD takes numbers, single "
+            "ranges, lists and steps only",
         )
     classes = defaults.classes.get(spec.storage)
     r2_schedule = None
     if _r2_store(resolver.settings) is not None:
         r2_schedule = resolver.cadence(
-            defaults.r2_cadence, f"{spec.name}-r2", ("settings", "volsync", "r2_cadence")
+            defaults.r2_cadence,
+            f"{spec.name}-r2",
+            ("settings", "volsync", "r2_cadence"),
+            "volsync",
         )
     return VolsyncApp(
         claim=v.claim or spec.name,
@@ -383,6 +452,7 @@ def _resolve_volsync(
         uid=defaults.uid if v.uid is None else v.uid,
         gid=defaults.gid if v.gid is None else v.gid,
         r2_schedule=r2_schedule,
+        schedule=own,
     )
 
 
@@ -472,7 +542,9 @@ def _resolve_cnpg(
         return None
     # Same cadence, staggered on its own: not at the minute the service's dump job starts.
     cadence = spec.cadence or resolver.churn_default(spec.churn)[0].cadence
-    base_backup = resolver.cadence(cadence, f"{spec.name}-cnpg", (*loc, "cadence")) or schedule
+    base_backup = resolver.cadence(cadence, f"{spec.name}-cnpg", (*loc, "cadence"), "cnpg")
+    if base_backup is None:
+        return None
     generation = c.server_generation
     return CnpgCluster(
         name=c.cluster,
@@ -488,7 +560,8 @@ def _resolve_cnpg(
         server_name=f"{c.cluster}-v{generation}",
         next_server_name=f"{c.cluster}-v{generation + 1}",
         retention_policy=policy,
-        backup_schedule=f"0 {base_backup.cron}",
+        backup_schedule=base_backup.timing.cron,
+        base_schedule=base_backup,
         wal_compression=c.wal_compression,
         wal_max_parallel=c.wal_max_parallel,
         data_compression=c.data_compression,
@@ -662,7 +735,9 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
-    stale_after, origins["stale_after"] = _resolve_stale_after(resolver, loc, spec, schedule)
+    stale_after, origins["stale_after"] = _resolve_stale_after(
+        resolver, loc, spec, schedule, job
+    )
     return Service(
         name=spec.name,
         namespace=spec.namespace,
@@ -776,7 +851,9 @@ def _resolve_job(settings: SettingsSpec, spec: ServiceSpec) -> JobSettings:
         successful_jobs_history_limit=_first(j.successful_jobs_history_limit for j in layers),
         failed_jobs_history_limit=_first(j.failed_jobs_history_limit for j in layers),
         backoff_limit=_first(j.backoff_limit for j in layers),
-        active_deadline_seconds=_first(j.active_deadline_seconds for j in layers),
+        active_deadline_seconds=next(
+            (j.active_deadline_seconds for j in layers if j.active_deadline_seconds), None
+        ),
         requests=dict(sorted(resources.requests.items())),
         limits=dict(sorted(resources.limits.items())),
     )

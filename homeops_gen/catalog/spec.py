@@ -409,8 +409,11 @@ class AlertsSpec(Spec):
 
 
 class SettingsSpec(Spec):
-    #: IANA time zone for every CronJob schedule.
+    #: IANA time zone the catalog's times are meant in: every CronJob's ``timeZone``, and
+    #: the NAS's and the PVE host's clocks.
     timezone: TimeZone = "Etc/UTC"
+    #: The zone the VolSync and CNPG operators read their crons in (their process's ``TZ``).
+    controller_timezone: TimeZone = "Etc/UTC"
     nfs: NfsSpec
     pushgateway: Url
     object_stores: dict[DnsLabel, ObjectStoreSpec] = Field(default_factory=dict)

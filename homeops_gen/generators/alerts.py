@@ -115,18 +115,23 @@ def stale_alerts(
     absent_for: dt.timedelta,
 ) -> list[Alert]:
     """``<name>Stale`` and ``<name>NeverSucceeded`` for a last-success timestamp metric."""
-    seconds = int(threshold.total_seconds())
+    # The alert fires once the age has exceeded the expression's number for ``for``: both
+    # together make the threshold, so a short schedule's alert is not pushed later by it.
+    hold = min(STALE_FOR, dt.timedelta(seconds=int(threshold.total_seconds()) // 8))
+    seconds = int((threshold - hold).total_seconds())
     series = (_series(metric, selector),)
     return [
         Alert(
             f"{name}Stale",
             f"time() - {metric}{_selector(selector)} > {seconds}",
-            STALE_FOR,
+            hold,
             labels,
             f"{what}: no success for over {prom_duration(threshold)}",
             f"The last success of {what} is older than {prom_duration(threshold)}, the largest "
             "gap between two scheduled runs plus a grace.",
-            Probe("stale", series, threshold=threshold, labels=tuple(selector.items())),
+            Probe(
+                "stale", series, threshold=threshold - hold, labels=tuple(selector.items())
+            ),
         ),
         Alert(
             f"{name}NeverSucceeded",
@@ -204,7 +209,7 @@ def integrity_alerts(service: Service, schedule: Schedule) -> list[Alert]:
             labels=tuple(selector.items()),
         ),
     )
-    threshold = alert_threshold(schedule)
+    threshold = alert_threshold(schedule, service.job.run_allowance(schedule))
     stale = stale_alerts(
         "SQLiteIntegrityCheck",
         "sqlite_integrity_last_check_timestamp",
@@ -308,7 +313,7 @@ def cnpg_alerts(service: Service, cluster: CnpgCluster, schedule: Schedule) -> l
 
 
 def _cnpg_schedule(cluster: CnpgCluster) -> Schedule:
-    return Schedule(cluster.backup_schedule.split(" ", 1)[1])  # drop CNPG's seconds field
+    return cluster.base_schedule
 
 
 def offsite_alerts(catalog: Catalog) -> list[Alert]:
@@ -504,56 +509,68 @@ def _at(span: dt.timedelta) -> str:
     return prom_duration(span)
 
 
-def _ceil(span: dt.timedelta) -> dt.timedelta:
+def _ceil(span: dt.timedelta, step: dt.timedelta) -> dt.timedelta:
     """The first evaluation at or after ``span``."""
-    return EVAL * -(-span // EVAL)
+    return step * -(-span // step)
 
 
-def promtool_tests_for(alert: Alert, siblings: list[Alert]) -> list[dict[str, Any]]:
+def test_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
+    """The sample and evaluation step of a group's tests: 5 minutes, or coarser for sparse
+    schedules, so that a test covers its longest window in about 300 evaluations."""
+    longest = max(
+        [a.for_ for a in alerts] + [a.probe.threshold for a in alerts] + [dt.timedelta()]
+    )
+    minutes = max(5, -(-int(longest.total_seconds()) // (300 * 60)))
+    return dt.timedelta(minutes=minutes)
+
+
+def promtool_tests_for(
+    alert: Alert, siblings: list[Alert], step: dt.timedelta = STEP
+) -> list[dict[str, Any]]:
     """The promtool test groups that prove ``alert`` fires when, and only when, it should.
 
     ``siblings`` are the family's other alerts of the same name: an absence test gives them
     their series, or they would be absent too.
     """
     probe = alert.probe
-    held = max(EVAL, _ceil(alert.for_))  # an active alert fires one `for` later
+    held = max(step, _ceil(alert.for_, step))  # an active alert fires one `for` later
     if probe.kind == "stale":
-        before = probe.threshold - STEP  # one sample-step before the threshold: silent
-        pending = EVAL * (probe.threshold // EVAL + 1)  # the first evaluation past it
+        before = probe.threshold - step  # one sample-step before the threshold: silent
+        pending = step * (probe.threshold // step + 1)  # the first evaluation past it
         firing = pending + held
         # Still silent one step before it fires: a threshold even one step too short
         # would make the alert fire there.
-        silent = sorted({before, pending, firing - STEP})
+        silent = sorted({before, pending, firing - step})
         checks: list[dict[str, Any]] = [
             {"eval_time": _at(t), "alertname": alert.name, "exp_alerts": []} for t in silent
         ]
         checks.append(
             {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
         )
-        steps = (firing + STEP) // STEP
+        steps = (firing + step) // step
         series = _series_list(probe, (0,), steps)
-        return [{"interval": _at(STEP), "input_series": series, "alert_rule_test": checks}]
-    firing = held + EVAL
+        return [{"interval": _at(step), "input_series": series, "alert_rule_test": checks}]
+    firing = held + step
     if probe.kind == "absent":
         checks = [
             {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
         ]
-        if alert.for_ > STEP:
+        if alert.for_ > step:
             checks.insert(
-                0, {"eval_time": _at(alert.for_ - STEP), "alertname": alert.name, "exp_alerts": []}
+                0, {"eval_time": _at(alert.for_ - step), "alertname": alert.name, "exp_alerts": []}
             )
         present = [
             series
             for other in siblings
             for series in _series_list(
-                other.probe, (1,) * len(other.probe.series), (firing + STEP) // STEP
+                other.probe, (1,) * len(other.probe.series), (firing + step) // step
             )
         ]
-        return [{"interval": _at(STEP), "input_series": present, "alert_rule_test": checks}]
-    steps = (firing + STEP) // STEP
+        return [{"interval": _at(step), "input_series": present, "alert_rule_test": checks}]
+    steps = (firing + step) // step
     return [
         {
-            "interval": _at(STEP),
+            "interval": _at(step),
             "input_series": _series_list(probe, probe.firing, steps),
             "alert_rule_test": [
                 {
@@ -564,7 +581,7 @@ def promtool_tests_for(alert: Alert, siblings: list[Alert]) -> list[dict[str, An
             ],
         },
         {
-            "interval": _at(STEP),
+            "interval": _at(step),
             "input_series": _series_list(probe, probe.silent, steps),
             "alert_rule_test": [
                 {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": []}
@@ -575,15 +592,17 @@ def promtool_tests_for(alert: Alert, siblings: list[Alert]) -> list[dict[str, An
 
 def promtool_tests(group: RuleGroup) -> dict[str, Any]:
     alerts = group.alerts
+    step = test_step(alerts)
     return {
         "rule_files": [f"../rules/{group.name}.rules.yaml"],
-        "evaluation_interval": _at(EVAL),
+        "evaluation_interval": _at(step),
         "tests": [
             test
             for alert in alerts
             for test in promtool_tests_for(
                 alert,
                 [other for other in alerts if other.name == alert.name and other is not alert],
+                step,
             )
         ],
     }

@@ -235,6 +235,7 @@ def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, 
             else ""
         ),
         "starting_deadline_seconds": service.job.starting_deadline(schedule),
+        "active_deadline_seconds": service.job.active_deadline(schedule),
         "timezone": catalog.settings.timezone,
         "control_plane_label": _CONTROL_PLANE,
     }

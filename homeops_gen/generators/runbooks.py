@@ -29,7 +29,7 @@ from homeops_gen.generators.cnpg import object_store_name
 from homeops_gen.plan import OutputFile, TemplateRender, YamlDocuments
 from homeops_gen.protection import DUMP_TITLES, protection_layers
 from homeops_gen.registry import register_generator
-from homeops_gen.schedule import format_duration
+from homeops_gen.schedule import RUN_ALLOWANCE, format_duration
 
 __all__ = [
     "ETCD_RESTORE_ROOT",
@@ -54,6 +54,12 @@ _RESTORE_KNOBS: dict[str, tuple[tuple[str, str], ...]] = {
     "etcd": (("ETCD_RESTORE_ROOT", ETCD_RESTORE_ROOT),),
 }
 _LABELS = "app.kubernetes.io"
+
+
+def restore_deadline(service: Service) -> int:
+    """Seconds a restore Job may run: the backup job's own deadline when the catalog sets
+    one, else four hours (a restore is not bound by the backup's cadence)."""
+    return service.job.active_deadline_seconds or int(RUN_ALLOWANCE.total_seconds())
 
 
 def runbook_path(service: Service) -> str:
@@ -145,7 +151,7 @@ def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
         },
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": service.job.active_deadline_seconds,
+            "activeDeadlineSeconds": restore_deadline(service),
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
@@ -191,6 +197,7 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
             "script": f"scripts/restore/{recipe(service)}.sh.j2",
             "title": f"{DUMP_TITLES[service.engine]} backups",
             "data_claims": [v.claim for v in backup.volumes if v.claim is not None],
+            "deadline": restore_deadline(service),
         }
     if service.uses("cnpg") and service.cnpg is not None:
         cluster = service.cnpg

@@ -319,7 +319,7 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
         "VOLSYNC_CACHE_ACCESSMODES": "ReadWriteOnce",
         "VOLSYNC_PUID": str(app.uid),
         "VOLSYNC_PGID": str(app.gid),
-        "VOLSYNC_SCHEDULE": service.schedule.cron,
+        "VOLSYNC_SCHEDULE": (app.schedule or service.schedule).timing.cron,
         "VOLSYNC_KOPIA_COMPRESSION": v.kopia_compression,
         "VOLSYNC_KOPIA_PARALLELISM": str(v.kopia_parallelism),
         "VOLSYNC_KOPIA_METADATA_CACHE_MB": str(metadata_mb),
@@ -334,7 +334,7 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
     if app.r2_schedule is not None:
         r2 = retain(service.retention, app.r2_schedule)
         values |= {
-            "VOLSYNC_R2_SCHEDULE": app.r2_schedule.cron,
+            "VOLSYNC_R2_SCHEDULE": app.r2_schedule.timing.cron,
             **{f"VOLSYNC_R2_{k.upper()}": str(r2[k]) for k in ("daily", "weekly", "monthly")},
             "VOLSYNC_R2_PRUNE_DAYS": "7",
         }
@@ -367,7 +367,7 @@ def maintenance_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
         "metadata": {"name": "volsync-kopia", "namespace": v.maintenance_namespace},
         "spec": {
             "repository": {"repository": name, "repositoryType": "filesystem"},
-            "trigger": {"schedule": v.maintenance_schedule.cron},
+            "trigger": {"schedule": v.maintenance_schedule.timing.cron},
             "cacheCapacity": v.cache_capacity,
             "cacheStorageClassName": v.cache_storage_class,
             "metadataCacheSizeLimitMB": cache_mb[0],

@@ -24,7 +24,7 @@ resource "kubernetes_cron_job_v1" "backup" {
   }
 
   spec {
-    schedule                      = "2 1 * * 0"
+    schedule                      = "2 2 * * 0"
     timezone                      = "Europe/London"
     concurrency_policy            = "Forbid"
     starting_deadline_seconds     = 3600

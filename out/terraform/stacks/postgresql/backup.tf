@@ -24,7 +24,7 @@ resource "kubernetes_cron_job_v1" "backup" {
   }
 
   spec {
-    schedule                      = "24 1 * * *"
+    schedule                      = "24 2 * * *"
     timezone                      = "Europe/London"
     concurrency_policy            = "Forbid"
     starting_deadline_seconds     = 3600

@@ -24,7 +24,7 @@ resource "kubernetes_cron_job_v1" "backup" {
   }
 
   spec {
-    schedule                      = "39 1 1-7 * *"
+    schedule                      = "39 2 1-7 * *"
     timezone                      = "Europe/London"
     concurrency_policy            = "Forbid"
     starting_deadline_seconds     = 3600

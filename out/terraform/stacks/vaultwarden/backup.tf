@@ -288,7 +288,7 @@ resource "kubernetes_cron_job_v1" "integrity_check" {
       metadata {}
       spec {
         backoff_limit           = 1
-        active_deadline_seconds = 14400
+        active_deadline_seconds = 2700
 
         template {
           metadata {
