@@ -37,27 +37,30 @@ def crd_dir() -> Path:
 
 
 @functools.cache
-def _crd_files(folder: Path) -> dict[tuple[str, str], Path]:
-    """``(group, kind) -> file``; the Kopia fork wins for the kinds it serves."""
-    found: dict[tuple[str, str], Path] = {}
+def _crd_files(folder: Path) -> dict[tuple[str, str], tuple[Path, dict[str, Any]]]:
+    """``(group, kind) -> (file, CRD)``; the Kopia fork wins for the kinds it serves. A file
+    may hold several CRDs (one YAML document each)."""
+    found: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
     for path in sorted(folder.rglob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
-            continue
-        key = (document["spec"]["group"], document["spec"]["names"]["kind"])
-        if key not in found or "kopia-fork" in path.parent.name:
-            found[key] = path
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if not isinstance(document, dict):
+                continue
+            if document.get("kind") != "CustomResourceDefinition":
+                continue
+            key = (document["spec"]["group"], document["spec"]["names"]["kind"])
+            if key not in found or "kopia-fork" in path.parent.name:
+                found[key] = (path, document)
     return found
 
 
 @functools.cache
 def _validator(group: str, version: str, kind: str) -> jsonschema.protocols.Validator:
-    path = _crd_files(crd_dir()).get((group, kind))
-    if path is None:
+    entry = _crd_files(crd_dir()).get((group, kind))
+    if entry is None:
         raise KeyError(f"no CRD for {kind}.{group} in {crd_dir()}")
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = entry[1]
     versions = {v["name"]: v for v in document["spec"]["versions"]}
     if version not in versions or not versions[version].get("served"):
         raise KeyError(
