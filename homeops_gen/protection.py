@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from homeops_gen.catalog.model import Catalog, Service
-from homeops_gen.schedule import WEEKDAYS, Schedule, format_duration
+from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
     "DUMP_TITLES",
@@ -58,12 +58,7 @@ class Layer:
 def when(schedule: Schedule) -> str:
     """The schedule as its runtime is given it, with the zone it reads it in."""
     timing = schedule.timing
-    guard = (
-        f" (first {WEEKDAYS[schedule.first_weekday].capitalize()} only)"
-        if schedule.first_weekday is not None
-        else ""
-    )
-    return f"{timing.cron}{guard} {timing.zone}"
+    return f"{timing.cron}{schedule.guard} {timing.zone}"
 
 
 def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
@@ -132,9 +127,9 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
             Layer(
                 "volsync",
                 "VolSync Kopia (NFS)",
-                when(volsync.schedule or schedule),
+                when(volsync.schedule),
                 str(service.retention),
-                (volsync.schedule or schedule).max_gap(),
+                volsync.schedule.max_gap(),
                 False,
             )
         )

@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from homeops_gen.schedules import Timing
 
 __all__ = [
+    "RUN_ALLOWANCE",
     "WEEKDAYS",
     "CronField",
-    "Schedule",
-    "RUN_ALLOWANCE",
     "Runtime",
+    "Schedule",
     "alert_threshold",
     "format_duration",
     "parse_cadence",
@@ -181,10 +181,15 @@ class Schedule:
         parse_cron(self.cron)  # reject malformed schedules at construction
 
     @property
-    def description(self) -> str:
+    def guard(self) -> str:
+        """`` (first Sunday only)`` for a first-weekday guard, else empty."""
         if self.first_weekday is None:
-            return self.cron
-        return f"{self.cron} (first {WEEKDAYS[self.first_weekday].capitalize()} only)"
+            return ""
+        return f" (first {WEEKDAYS[self.first_weekday].capitalize()} only)"
+
+    @property
+    def description(self) -> str:
+        return self.cron + self.guard
 
     @property
     def timing(self) -> Timing:
@@ -198,14 +203,11 @@ class Schedule:
 
     def calendar_gap(self) -> dt.timedelta:
         """The longest wait on the wall clock, ignoring DST."""
-        return _max_gap(self.cron, self.first_weekday)
+        return _calendar(self.cron, self.first_weekday)[0]
 
     def calendar_smallest_gap(self) -> dt.timedelta:
         """The shortest wall-clock wait between two runs (a run should end within it)."""
-        from homeops_gen.schedules import spec_of
-        from homeops_gen.schedules.gaps import calendar_gap
-
-        return calendar_gap(spec_of(self.cron), self.first_weekday)[1]
+        return _calendar(self.cron, self.first_weekday)[1]
 
 
 @lru_cache(maxsize=8192)
@@ -213,20 +215,21 @@ def _timing(schedule: Schedule) -> Timing:
     from homeops_gen.schedules import cnpg, cronjob, host, volsync
 
     if schedule.runtime == "cronjob":
-        return cronjob.timing(schedule, schedule.zone)
+        return cronjob.timing(schedule)
     if schedule.runtime == "volsync":
-        return volsync.timing(schedule, schedule.zone, schedule.controller_zone)
+        return volsync.timing(schedule)
     if schedule.runtime == "cnpg":
-        return cnpg.timing(schedule, schedule.zone, schedule.controller_zone)
-    return host.timing(schedule, schedule.zone, schedule.runtime)
+        return cnpg.timing(schedule)
+    return host.timing(schedule)  # "cron" or "systemd"
 
 
 @lru_cache(maxsize=4096)
-def _max_gap(cron: str, first_weekday: int | None) -> dt.timedelta:
+def _calendar(cron: str, first_weekday: int | None) -> tuple[dt.timedelta, dt.timedelta]:
+    """The largest and smallest wall-clock gaps."""
     from homeops_gen.schedules import spec_of
     from homeops_gen.schedules.gaps import calendar_gap
 
-    return calendar_gap(spec_of(cron), first_weekday)[0]
+    return calendar_gap(spec_of(cron), first_weekday)
 
 
 def stagger_seed(name: str) -> int:
@@ -242,8 +245,11 @@ def _safe_slot(
     minute = seed % 60
     first = (seed // 60) % window_hours
     for hour_step in range(24):
-        hour = (window_start + (first + hour_step) % window_hours
-                if hour_step < window_hours else window_start + hour_step) % 24
+        hour = (
+            window_start + (first + hour_step) % window_hours
+            if hour_step < window_hours
+            else window_start + hour_step
+        ) % 24
         for minute_step in range(60):
             candidate = (minute + minute_step * 7) % 60
             if hour * 60 + candidate not in avoid:
@@ -287,9 +293,7 @@ def parse_cadence(
     avoid = skipped | repeated
     seed = stagger_seed(name)
     minute, hour = _safe_slot(seed, window_start, window_hours, avoid)
-    made = functools.partial(
-        Schedule, zone=zone, runtime=runtime, controller_zone=controller_zone
-    )
+    made = functools.partial(Schedule, zone=zone, runtime=runtime, controller_zone=controller_zone)
     text = cadence.strip().lower()
     if text == "hourly":
         return made(f"{seed % 60} * * * *")

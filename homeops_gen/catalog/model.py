@@ -172,10 +172,10 @@ class VolsyncApp:
     snapshot_class: str
     uid: int
     gid: int
-    #: The Kopia schedule (the service's) and the R2 schedule (``None`` without R2).
+    #: The R2 schedule (``None`` without R2).
     r2_schedule: Schedule | None
-    #: The app's own schedule as the VolSync controller runs it (``None``: not resolved).
-    schedule: Schedule | None = None
+    #: The app's own schedule as the VolSync controller runs it.
+    schedule: Schedule
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,6 @@ class CnpgCluster:
     next_server_name: str
     #: Barman's ``<n>d|w|m``.
     retention_policy: str
-    #: CNPG's six-field cron (seconds first).
-    #: The ScheduledBackup's six-field cron, in the operator's zone.
-    backup_schedule: str
     wal_compression: str
     wal_max_parallel: int
     data_compression: str
@@ -226,6 +223,11 @@ class CnpgCluster:
     recovery_target_time: str | None
     #: The base-backup schedule (the catalog's local intent, run by the operator).
     base_schedule: Schedule
+
+    @property
+    def backup_schedule(self) -> str:
+        """The ScheduledBackup's six-field cron (seconds first), in the operator's zone."""
+        return self.base_schedule.timing.cron
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,6 @@ class NfsVolumeModule:
 @dataclass(frozen=True)
 class Settings:
     timezone: str
-    #: The zone VolSync's and CNPG's controllers read their crons in.
-    controller_timezone: str
     #: The same zone as a POSIX rule for containers (``TZ``); the name if no rule was found.
     container_timezone: str
     nfs_server: str

@@ -14,6 +14,7 @@ import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TypeVar
 
 from homeops_gen.catalog.model import (
@@ -57,7 +58,6 @@ from homeops_gen.schedule import (
     parse_duration,
     posix_tz,
 )
-from homeops_gen.schedules.controller import ConversionError
 
 __all__ = ["BUILTIN_CHURN_DEFAULTS", "DEFAULT_IMAGES", "check_partial", "resolve_catalog"]
 
@@ -127,32 +127,34 @@ class _Resolver:
                 runtime=runtime,
                 controller_zone=self.controller_zone,
             )
-            schedule.max_gap()  # rejects schedules that never fire or cannot be said
         except ValueError as exc:
-            self.report(loc, _cadence_problem(exc, runtime, self.controller_zone))
+            self.report(loc, str(exc))
             return None
-        return schedule
+        return self._runnable(schedule, loc)
 
     def runs_as(self, schedule: Schedule, runtime: Runtime, loc: Location) -> Schedule | None:
         """The same schedule run by another runtime, or None (a finding at ``loc``)."""
-        moved = dataclasses.replace(
-            schedule, runtime=runtime, controller_zone=self.controller_zone
-        )
+        moved = dataclasses.replace(schedule, runtime=runtime, controller_zone=self.controller_zone)
+        return self._runnable(moved, loc)
+
+    def _runnable(self, schedule: Schedule, loc: Location) -> Schedule | None:
+        """``schedule``, unless it never fires or its runtime cannot say it (a finding)."""
         try:
-            moved.max_gap()
+            schedule.max_gap()
         except ValueError as exc:
-            self.report(loc, _cadence_problem(exc, runtime, self.controller_zone))
+            self.report(loc, str(exc))
             return None
-        return moved
+        return schedule
 
     @property
     def zone(self) -> str:
-        return self.settings.timezone if _known_zone(self.settings.timezone) else "Etc/UTC"
+        """The catalog's zone, or UTC while it is wrong (reported once, by the settings)."""
+        return self.settings.timezone if _zone_problem(self.settings.timezone) is None else _UTC
 
     @property
     def controller_zone(self) -> str:
         zone = self.settings.controller_timezone
-        return zone if _known_zone(zone) else "Etc/UTC"
+        return zone if _zone_problem(zone) is None else _UTC
 
     def churn_default(self, churn: str) -> tuple[ChurnDefaultsSpec, Origin]:
         configured = self.settings.defaults.churn.get(churn)  # type: ignore[call-overload]
@@ -164,26 +166,19 @@ class _Resolver:
         )
 
 
-_RUNTIME_NAMES = {"volsync": "VolSync", "cnpg": "CNPG's ScheduledBackup"}
+_UTC = "Etc/UTC"
 
 
-def _cadence_problem(exc: ValueError, runtime: Runtime, controller_zone: str) -> str:
-    if isinstance(exc, ConversionError):
-        return (
-            f"{_RUNTIME_NAMES.get(runtime, runtime)} reads its cron in {controller_zone} "
-            f"(settings.controller_timezone), and this cadence has no equivalent there: {exc}"
-        )
-    return str(exc)
-
-
-def _known_zone(name: str) -> bool:
+@lru_cache(maxsize=64)
+def _zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a zone the runtimes can read, or None."""
     if name in ("Local", "localtime", "Factory") or name.startswith(("posix/", "right/")):
-        return False
+        return f"{name!r} is not a zone name; use an IANA name such as Europe/Berlin or Etc/UTC"
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
+        return f"unknown IANA time zone {name!r}"
+    return None
 
 
 def resolve_catalog(
@@ -228,15 +223,8 @@ def _resolve(
 
 def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | None:
     for key in ("timezone", "controller_timezone"):
-        name = getattr(spec, key)
-        if name in ("Local", "localtime", "Factory") or name.startswith(("posix/", "right/")):
-            resolver.report(
-                ("settings", key),
-                f"{name!r} is not a zone name; use an IANA name such as "
-                "Europe/Berlin or Etc/UTC",
-            )
-        elif not _known_zone(name):
-            resolver.report(("settings", key), f"unknown IANA time zone {name!r}")
+        if (problem := _zone_problem(getattr(spec, key))) is not None:
+            resolver.report(("settings", key), problem)
     for churn, churn_spec in sorted(spec.defaults.churn.items()):
         loc: Location = ("settings", "defaults", "churn", churn)
         resolver.cadence(churn_spec.cadence, f"defaults-{churn}", (*loc, "cadence"))
@@ -285,7 +273,6 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
             else NfsVolumeModule("../../modules/nfs-backup-volume", "claim_name", generated=True)
         ),
         timezone=spec.timezone,
-        controller_timezone=spec.controller_timezone,
         container_timezone=posix_tz(spec.timezone) or spec.timezone,
         nfs_server=spec.nfs.server,
         nfs_backup_root=spec.nfs.backup_root,
@@ -359,7 +346,8 @@ def _resolve_stale_after(
 
 
 def _gap_date(schedule: Schedule) -> str:
-    """`` from 2027-03-27 01:24 GMT``: where a DST transition makes the largest gap."""
+    """``, from the run of 2025-03-29 01:24 GMT``: where a DST transition makes the largest
+    gap (empty when the calendar's own gap is the largest)."""
     start = schedule.timing.gap.start
     if start is None:
         return ""
@@ -427,7 +415,9 @@ def _resolve_volsync(
     v, defaults = spec.volsync, resolver.settings.volsync
     where: Location = (*loc, "cadence")
     own = resolver.runs_as(schedule, "volsync", where) if schedule is not None else None
-    if own is not None and not VOLSYNC_CRON.match(own.timing.cron):
+    if own is None:
+        return None
+    if not VOLSYNC_CRON.match(own.timing.cron):
         resolver.report(
             where,
             f"VolSync cannot run cron {own.timing.cron!r}: its CRD takes numbers, single "
@@ -532,12 +522,6 @@ def _resolve_cnpg(
             f"retention {retention} cannot be said in barman's <n>d|w|m form "
             "(whole days, weeks or months)",
         )
-    if schedule is not None and schedule.first_weekday is not None:
-        resolver.report(
-            (*loc, "cadence"),
-            "CNPG's ScheduledBackup cannot skip days: a monthly-first-<weekday> "
-            "cadence needs a guard only backup scripts have",
-        )
     if schedule is None or policy is None:
         return None
     # Same cadence, staggered on its own: not at the minute the service's dump job starts.
@@ -560,7 +544,6 @@ def _resolve_cnpg(
         server_name=f"{c.cluster}-v{generation}",
         next_server_name=f"{c.cluster}-v{generation + 1}",
         retention_policy=policy,
-        backup_schedule=base_backup.timing.cron,
         base_schedule=base_backup,
         wal_compression=c.wal_compression,
         wal_max_parallel=c.wal_max_parallel,
@@ -735,9 +718,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
-    stale_after, origins["stale_after"] = _resolve_stale_after(
-        resolver, loc, spec, schedule, job
-    )
+    stale_after, origins["stale_after"] = _resolve_stale_after(resolver, loc, spec, schedule, job)
     return Service(
         name=spec.name,
         namespace=spec.namespace,

@@ -129,9 +129,7 @@ def stale_alerts(
             f"{what}: no success for over {prom_duration(threshold)}",
             f"The last success of {what} is older than {prom_duration(threshold)}, the largest "
             "gap between two scheduled runs plus a grace.",
-            Probe(
-                "stale", series, threshold=threshold - hold, labels=tuple(selector.items())
-            ),
+            Probe("stale", series, threshold=threshold - hold, labels=tuple(selector.items())),
         ),
         Alert(
             f"{name}NeverSucceeded",
@@ -312,10 +310,6 @@ def cnpg_alerts(service: Service, cluster: CnpgCluster, schedule: Schedule) -> l
     return [wal, stale]
 
 
-def _cnpg_schedule(cluster: CnpgCluster) -> Schedule:
-    return cluster.base_schedule
-
-
 def offsite_alerts(catalog: Catalog) -> list[Alert]:
     settings = catalog.settings
     alerts: list[Alert] = []
@@ -452,7 +446,7 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
             families.append((f"volsync-{service.name}", volsync_alerts(service, r2)))
         if service.uses("cnpg") and service.cnpg is not None:
             cluster = service.cnpg
-            alerts = cnpg_alerts(service, cluster, _cnpg_schedule(cluster))
+            alerts = cnpg_alerts(service, cluster, cluster.base_schedule)
             families.append((f"cnpg-{cluster.name}", alerts))
         for name, alerts in families:
             linked = tuple(dataclasses.replace(a, runbook_url=runbook) for a in alerts)
@@ -514,12 +508,10 @@ def _ceil(span: dt.timedelta, step: dt.timedelta) -> dt.timedelta:
     return step * -(-span // step)
 
 
-def test_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
+def promtool_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
     """The sample and evaluation step of a group's tests: 5 minutes, or coarser for sparse
     schedules, so that a test covers its longest window in about 300 evaluations."""
-    longest = max(
-        [a.for_ for a in alerts] + [a.probe.threshold for a in alerts] + [dt.timedelta()]
-    )
+    longest = max([a.for_ for a in alerts] + [a.probe.threshold for a in alerts] + [dt.timedelta()])
     minutes = max(5, -(-int(longest.total_seconds()) // (300 * 60)))
     return dt.timedelta(minutes=minutes)
 
@@ -592,7 +584,7 @@ def promtool_tests_for(
 
 def promtool_tests(group: RuleGroup) -> dict[str, Any]:
     alerts = group.alerts
-    step = test_step(alerts)
+    step = promtool_step(alerts)
     return {
         "rule_files": [f"../rules/{group.name}.rules.yaml"],
         "evaluation_interval": _at(step),

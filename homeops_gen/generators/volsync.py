@@ -319,7 +319,7 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
         "VOLSYNC_CACHE_ACCESSMODES": "ReadWriteOnce",
         "VOLSYNC_PUID": str(app.uid),
         "VOLSYNC_PGID": str(app.gid),
-        "VOLSYNC_SCHEDULE": (app.schedule or service.schedule).timing.cron,
+        "VOLSYNC_SCHEDULE": app.schedule.timing.cron,
         "VOLSYNC_KOPIA_COMPRESSION": v.kopia_compression,
         "VOLSYNC_KOPIA_PARALLELISM": str(v.kopia_parallelism),
         "VOLSYNC_KOPIA_METADATA_CACHE_MB": str(metadata_mb),

@@ -20,7 +20,7 @@ from homeops_gen.schedules.gaps import Gap
 from homeops_gen.schedules.robfig import Spec
 from homeops_gen.schedules.zones import shifted_minutes
 
-__all__ = ["Gap", "Timing", "dst_effect", "spec_of"]
+__all__ = ["Gap", "Timing", "dst_effect", "hhmm", "spec_of"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class Timing:
     @property
     def largest(self) -> dt.timedelta:
         return self.gap.span
-
-    @property
-    def smallest(self) -> dt.timedelta:
-        return self.gap.smallest
 
 
 def spec_of(cron: str, *, seconds: bool = False, v1: bool = False) -> Spec:
@@ -66,12 +62,20 @@ def spec_of(cron: str, *, seconds: bool = False, v1: bool = False) -> Spec:
         dom_star = fields[2][:1] in ("*", "?")
         dow_star = fields[4][:1] in ("*", "?")
     return Spec(
-        second_values, minute.values, hour.values, dom.values, month.values, dow.values,
-        dom_star, dow_star,
+        second_values,
+        minute.values,
+        hour.values,
+        dom.values,
+        month.values,
+        dow.values,
+        dom_star,
+        dow_star,
     )
 
 
-def _clock(minute: int) -> str:
+def hhmm(minute: int) -> str:
+    """``01:24`` for minute 84 of a day (any minute count, wrapped to the day)."""
+    minute %= 1440
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
@@ -84,16 +88,20 @@ def dst_effect(spec: Spec, zone: str, *, skipped: str, repeated: str) -> str:
     times = sorted({h * 60 + m for h in spec.hours for m in spec.minutes})
     parts = []
     if hit := [t for t in times if t in skip]:
-        parts.append(f"{_times(hit)} {'is' if len(hit) == 1 else 'are'} skipped by the "
-                     f"spring-forward transition: {skipped}")
+        parts.append(
+            f"{_times(hit)} {'is' if len(hit) == 1 else 'are'} skipped by the "
+            f"spring-forward transition: {skipped}"
+        )
     if hit := [t for t in times if t in repeat]:
-        parts.append(f"{_times(hit)} {'is' if len(hit) == 1 else 'are'} repeated by the "
-                     f"fall-back transition: {repeated}")
+        parts.append(
+            f"{_times(hit)} {'is' if len(hit) == 1 else 'are'} repeated by the "
+            f"fall-back transition: {repeated}"
+        )
     if not parts:
         return f"no run falls in a {zone} DST transition"
     return "; ".join(parts)
 
 
 def _times(minutes: list[int]) -> str:
-    shown = ", ".join(_clock(m) for m in minutes[:3])
+    shown = ", ".join(hhmm(m) for m in minutes[:3])
     return shown + (f" and {len(minutes) - 3} more" if len(minutes) > 3 else "")

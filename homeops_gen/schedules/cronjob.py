@@ -11,7 +11,6 @@ from __future__ import annotations
 from homeops_gen.schedule import Schedule
 from homeops_gen.schedules import Timing, dst_effect, spec_of
 from homeops_gen.schedules.gaps import largest_gap
-from homeops_gen.schedules.gotime import clock
 from homeops_gen.schedules.robfig import next_run
 from homeops_gen.schedules.zones import zone as load_zone
 
@@ -20,18 +19,15 @@ __all__ = ["RUNTIME", "timing"]
 RUNTIME = "Kubernetes CronJob"
 
 
-def timing(schedule: Schedule, zone: str) -> Timing:
-    """How the CronJob controller runs ``schedule`` with ``timeZone: zone``."""
+def timing(schedule: Schedule) -> Timing:
+    """How the CronJob controller runs ``schedule`` with ``timeZone: <schedule.zone>``."""
     spec = spec_of(schedule.cron)
-    loc = load_zone(zone)
-    gap = largest_gap(
-        spec,
-        loc,
-        lambda t: next_run(spec, t, loc),
-        guard=schedule.first_weekday,
-        weekday_of=lambda t: clock(t, loc)[6],
-    )
+    loc = load_zone(schedule.zone)
+    gap = largest_gap(spec, loc, lambda t: next_run(spec, t, loc), guard=schedule.first_weekday)
     effect = dst_effect(
-        spec, zone, skipped="the controller never starts that run", repeated="it runs twice"
+        spec,
+        schedule.zone,
+        skipped="the controller never starts that run",
+        repeated="it runs twice",
     )
-    return Timing(RUNTIME, schedule.cron, zone, gap, effect)
+    return Timing(RUNTIME, schedule.cron, schedule.zone, gap, effect)

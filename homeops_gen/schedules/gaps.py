@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from homeops_gen.schedules.gotime import clock
 from homeops_gen.schedules.robfig import Spec
-from homeops_gen.schedules.zones import RANGE, Zone
+from homeops_gen.schedules.zones import RANGE, Transition, Zone, civil
 
 __all__ = ["Gap", "calendar_gap", "largest_gap", "runs"]
 
@@ -40,8 +41,6 @@ class Gap:
     #: The instant (Unix seconds) of the run the gap starts at; ``None``: the calendar's own
     #: gap, which recurs on ordinary days.
     start: int | None
-    #: The smallest wall-clock interval between two runs (a run must finish within it).
-    smallest: dt.timedelta
 
 
 def _day_matches(spec: Spec, day: dt.date, guard: int | None) -> bool:
@@ -63,8 +62,9 @@ def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt
     ``guard`` is a weekday (0 = Sunday) that the job itself requires, on days 1-7.
     Raises ``ValueError`` for a schedule that never runs (or less than once in 28 years).
     """
-    times = sorted(h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes
-                   for s in spec.seconds)
+    times = sorted(
+        h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes for s in spec.seconds
+    )
     weekday_free = guard is None and spec.dow_star
     if guard is None and spec.dom_star and len(spec.months) == 12:
         weekdays = sorted(spec.dow)  # every month, chosen weekdays: a weekly cycle
@@ -89,47 +89,77 @@ def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt
 
 def runs(next_run: NextRun, start: int, end: int) -> Iterator[int]:
     """Every run in ``(start, end]``, and the first one after ``end``."""
-    t: int | None = start
-    while (t := next_run(t)) is not None:
+    t = start
+    while (following := next_run(t)) is not None:
+        t = following
         yield t
         if t > end:
             return
 
 
-def _windows(zone: Zone, reach: int) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class _Window:
+    low: int
+    high: int
+    transitions: tuple[Transition, ...]
+
+
+def _windows(zone: Zone, reach: int) -> list[_Window]:
     """The stretches around the transitions of the modelled years, overlapping ones merged."""
-    merged: list[tuple[int, int]] = []
+    merged: list[_Window] = []
     for transition in zone.in_range():
         low, high = transition.instant - reach, transition.instant + reach
-        if merged and low <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], high)
+        if merged and low <= merged[-1].high:
+            last = merged[-1]
+            merged[-1] = _Window(last.low, high, (*last.transitions, transition))
         else:
-            merged.append((low, high))
+            merged.append(_Window(low, high, (transition,)))
     return merged
 
 
-def largest_gap(
-    spec: Spec,
-    zone: Zone,
-    next_run: NextRun,
-    *,
-    guard: int | None = None,
-    weekday_of: Callable[[int], int] | None = None,
-) -> Gap:
+def _likeness(spec: Spec, guard: int | None) -> Callable[[Transition], Hashable] | None:
+    """What makes two lone transitions walk alike for this schedule, or None (no shortcut).
+
+    A schedule that runs on every day of every month sees only the transition's wall time
+    and offsets (the walk never moves by days); one that runs on chosen weekdays of every
+    month also sees its weekday (a day-of-month roll-over is a no-op when every month
+    matches). Transitions that agree on these give the same runs, a whole number of days
+    apart, so the largest gap around one is the largest gap around each.
+    """
+    if guard is not None or not spec.dom_star or len(spec.months) != 12:
+        return None
+
+    def wall_alike(transition: Transition) -> tuple[int, ...]:
+        wall = transition.instant + transition.before
+        return (wall % 86400, transition.before, transition.after)
+
+    if spec.dow_star:
+        return wall_alike
+    return lambda t: (*wall_alike(t), civil(t.instant + t.before)[6])
+
+
+def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None = None) -> Gap:
     """The largest gap of ``spec`` run by ``next_run`` in ``zone`` over :data:`RANGE`.
 
-    ``guard`` drops the runs whose local weekday (``weekday_of``) is not the one the job
-    requires.
+    ``guard`` drops the runs whose local weekday in ``zone`` is not the one the job requires.
     """
-    calendar, smallest = calendar_gap(spec, guard)
-    best = Gap(calendar, None, smallest)
+    calendar = calendar_gap(spec, guard)[0]
+    best = Gap(calendar, None)
     shift = max((abs(t.shift) for t in zone.in_range()), default=0)
     reach = int(calendar.total_seconds()) + shift + _PAD
-    for low, high in _windows(zone, reach):
-        times = runs(next_run, max(low, RANGE[0]), min(high, RANGE[1]))
-        if guard is not None and weekday_of is not None:
-            times = (t for t in times if weekday_of(t) == guard)
+    likeness = _likeness(spec, guard)
+    walked: set[Hashable] = set()
+    for window in _windows(zone, reach):
+        if likeness is not None and len(window.transitions) == 1:
+            if RANGE[0] <= window.low and window.high <= RANGE[1]:
+                key = likeness(window.transitions[0])
+                if key in walked:
+                    continue  # an earlier transition walked alike: same gaps, found earlier
+                walked.add(key)
+        times = runs(next_run, max(window.low, RANGE[0]), min(window.high, RANGE[1]))
+        if guard is not None:
+            times = (t for t in times if clock(t, zone)[6] == guard)
         for a, b in itertools.pairwise(times):
             if b - a > best.span.total_seconds():
-                best = Gap(dt.timedelta(seconds=b - a), a, smallest)
+                best = Gap(dt.timedelta(seconds=b - a), a)
     return best

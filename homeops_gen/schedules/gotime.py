@@ -19,9 +19,7 @@ def clock(instant: int, loc: Zone) -> tuple[int, int, int, int, int, int, int]:
     return civil(loc.wall(instant))
 
 
-def go_date(
-    year: int, month: int, day: int, hour: int, minute: int, second: int, loc: Zone
-) -> int:
+def go_date(year: int, month: int, day: int, hour: int, minute: int, second: int, loc: Zone) -> int:
     """``time.Date``: out-of-range fields are normalised, then the wall time is mapped to an
     instant.
 

@@ -18,7 +18,7 @@ from homeops_gen.schedule import Schedule
 from homeops_gen.schedules import Timing, dst_effect, spec_of
 from homeops_gen.schedules.gaps import largest_gap
 from homeops_gen.schedules.robfig import Spec, next_run
-from homeops_gen.schedules.zones import Zone, civil
+from homeops_gen.schedules.zones import Zone
 from homeops_gen.schedules.zones import zone as load_zone
 
 __all__ = ["timing"]
@@ -31,8 +31,11 @@ _UTC = load_zone("Etc/UTC")
 def _instants(wall: int, loc: Zone) -> list[int]:
     """The instants at which the wall-clock reading ``wall`` occurs (none, one or two)."""
     return sorted(
-        {wall - offset for offset in {loc.offset(wall - 86400), loc.offset(wall + 86400)}
-         if loc.wall(wall - offset) == wall}
+        {
+            wall - offset
+            for offset in {loc.offset(wall - 86400), loc.offset(wall + 86400)}
+            if loc.wall(wall - offset) == wall
+        }
     )
 
 
@@ -66,20 +69,16 @@ def _next(spec: Spec, after: int, loc: Zone, daemon: Daemon, star: bool) -> int 
         wall = candidate
 
 
-
-
-def timing(schedule: Schedule, zone: str, daemon: Daemon) -> Timing:
-    """How ``daemon`` runs ``schedule`` on a host whose clock is in ``zone``."""
+def timing(schedule: Schedule) -> Timing:
+    """How the daemon named by ``schedule.runtime`` (``cron`` or ``systemd``) runs
+    ``schedule`` on a host whose clock is in ``schedule.zone``."""
+    daemon: Daemon = "systemd" if schedule.runtime == "systemd" else "cron"
     spec = spec_of(schedule.cron)
     fields = schedule.cron.split()
     star = len(fields) == 5 and (fields[0].startswith("*") or fields[1].startswith("*"))
-    loc = load_zone(zone)
+    loc = load_zone(schedule.zone)
     gap = largest_gap(
-        spec,
-        loc,
-        lambda t: _next(spec, t, loc, daemon, star),
-        guard=schedule.first_weekday,
-        weekday_of=lambda t: civil(loc.wall(t))[6],
+        spec, loc, lambda t: _next(spec, t, loc, daemon, star), guard=schedule.first_weekday
     )
     if daemon == "cron" and not star:
         skipped, repeated = "cron runs it right after the change", "it runs once"
@@ -87,5 +86,5 @@ def timing(schedule: Schedule, zone: str, daemon: Daemon) -> Timing:
         skipped, repeated = "that run is lost", "it runs twice"
     else:
         skipped, repeated = "the timer does not elapse that day", "it elapses once"
-    effect = dst_effect(spec, zone, skipped=skipped, repeated=repeated)
-    return Timing(_RUNTIME[daemon], schedule.cron, zone, gap, effect)
+    effect = dst_effect(spec, schedule.zone, skipped=skipped, repeated=repeated)
+    return Timing(_RUNTIME[daemon], schedule.cron, schedule.zone, gap, effect)

@@ -53,9 +53,7 @@ def _steps(current: int, allowed: frozenset[int], size: int) -> int:
     )
 
 
-def _advance(
-    t: int, unit: int, current: int, allowed: frozenset[int], size: int, loc: Zone
-) -> int:
+def _advance(t: int, unit: int, current: int, allowed: frozenset[int], size: int, loc: Zone) -> int:
     """``t.Add(unit)`` repeated until the field is allowed or rolls over to 0.
 
     Without a transition in between, each step moves the field by one, so the steps are
@@ -77,7 +75,7 @@ def _skip_days(spec: Spec, t: int, loc: Zone) -> int:
     """Take at once the ``AddDate(0, 0, 1)`` steps of the day loop that land on a day that
     neither matches nor is the 1st, while no transition lies ahead: each step then moves the
     wall clock by exactly a day. Returns the instant before the last such step."""
-    year, month, day, hour, minute, second, weekday = clock(t, loc)
+    year, month, day, *_, weekday = clock(t, loc)
     date = dt.date(year, month, day)
     steps = 0
     while True:

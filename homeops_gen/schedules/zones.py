@@ -16,7 +16,7 @@ from functools import lru_cache
 
 __all__ = ["RANGE", "Transition", "Zone", "zone"]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 #: The years every largest gap is computed over: thirty years of transitions from 2026, and
 #: the year before it.
 RANGE = (

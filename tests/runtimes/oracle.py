@@ -6,6 +6,7 @@ over the whole modelled range (no windows, no calendar shortcut).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -38,22 +39,16 @@ class Oracle:
     def ask(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One answer per request, in order; two processes share the work (two cores)."""
         halves = [requests[: len(requests) // 2], requests[len(requests) // 2 :]]
-        procs = [
-            subprocess.Popen(
-                [str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
-            for _ in halves
-        ]
-        outputs = []
-        for proc, half in zip(procs, halves, strict=True):
-            assert proc.stdin is not None
-            proc.stdin.write("".join(json.dumps({"guard": -1, **r}) + "\n" for r in half))
-            proc.stdin.close()
-        for proc in procs:
-            assert proc.stdout is not None
-            outputs += proc.stdout.read().splitlines()
-            assert proc.wait() == 0
-        return [json.loads(line) for line in outputs]
+        with concurrent.futures.ThreadPoolExecutor(len(halves)) as pool:
+            outputs = list(pool.map(self._run, halves))
+        return [json.loads(line) for output in outputs for line in output.splitlines()]
+
+    def _run(self, requests: list[dict[str, Any]]) -> str:
+        lines = "".join(json.dumps({"guard": -1, **r}) + "\n" for r in requests)
+        proc = subprocess.run(
+            [str(self.binary)], input=lines, capture_output=True, text=True, check=True
+        )
+        return proc.stdout
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +56,12 @@ def robfig() -> Oracle:
     go = _require()
     folder = Path(tempfile.mkdtemp(prefix="robfig-oracle-"))
     shutil.copy(SOURCE, folder / "main.go")
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH),
-           "GOCACHE": str(folder / "cache"), "GOFLAGS": ""}
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": str(GOPATH),
+        "GOCACHE": str(folder / "cache"),
+        "GOFLAGS": "",
+    }
     subprocess.run([go, "build", "-o", "oracle", "main.go"], cwd=folder, env=env, check=True)
     return Oracle(folder / "oracle")
