@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import zoneinfo
 
 import pytest
+from runtimes.hostsim import host_runs, transitions
 from runtimes.oracle import Oracle, robfig  # noqa: F401
 
 from homeops_gen.schedule import Schedule
@@ -178,66 +178,6 @@ def test_robfig_published_dst_vectors(robfig: Oracle) -> None:  # noqa: F811
         assert answer["next"] == [want]
 
 
-def _transitions(zone: str, year: int) -> list[int]:
-    """The instants the zone's offset changes in ``year``, found hour by hour."""
-    tz = zoneinfo.ZoneInfo(zone)
-    start = int(dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp())
-    found = []
-    previous = dt.datetime.fromtimestamp(start, tz).utcoffset()
-    for instant in range(start, start + 366 * 86400, 1800):
-        offset = dt.datetime.fromtimestamp(instant, tz).utcoffset()
-        if offset != previous:
-            found.append(instant)
-        previous = offset
-    return found
-
-
-def _allowed(text: str, value: int, high: int) -> bool:
-    for item in text.split(","):
-        base, _, step = item.partition("/")
-        low, _, top = base.partition("-")
-        lo = 0 if base == "*" else int(low)
-        hi = high if base == "*" else int(top or (high if step else low))
-        if lo <= value <= hi and (value - lo) % int(step or 1) == 0:
-            return True
-    return False
-
-
-def _host_runs(cron: str, zone: str, daemon: str, start: int, minutes: int) -> list[int]:
-    """cron(8) and systemd, minute by minute on the wall clock: a fixed-time cron job whose
-    minute was skipped runs at the first minute after the jump; a repeated minute runs once
-    (fixed-time job) or again (``*`` job); a timer never elapses in a skipped minute and
-    once in a repeated one."""
-    tz = zoneinfo.ZoneInfo(zone)
-    minute_f, hour_f, dom_f, _, dow_f = cron.split()
-    star = minute_f.startswith("*") or hour_f.startswith("*")
-    out: list[int] = []
-    seen: set[dt.datetime] = set()
-    last_wall: dt.datetime | None = None
-    for instant in range(start, start + minutes * 60, 60):
-        wall = dt.datetime.fromtimestamp(instant, tz).replace(tzinfo=None)
-        pending = [wall]
-        if last_wall is not None and wall - last_wall > dt.timedelta(minutes=1):
-            jumped = int((wall - last_wall).total_seconds() // 60)
-            if daemon == "cron" and not star:
-                pending = [last_wall + dt.timedelta(minutes=k) for k in range(1, jumped + 1)]
-        for w in pending:
-            weekday = (w.weekday() + 1) % 7
-            if not (
-                _allowed(minute_f, w.minute, 59)
-                and _allowed(hour_f, w.hour, 23)
-                and _allowed(dom_f, w.day, 31)
-                and _allowed(dow_f, weekday, 6)
-            ):
-                continue
-            if w in seen and not (daemon == "cron" and star):
-                continue
-            seen.add(w)
-            out.append(instant)
-        last_wall = wall
-    return out
-
-
 @pytest.mark.parametrize("daemon", ["cron", "systemd"])
 @pytest.mark.parametrize(
     ("cron", "zone"),
@@ -254,8 +194,8 @@ def _host_runs(cron: str, zone: str, daemon: str, start: int, minutes: int) -> l
 def test_host_gaps_match_a_minute_simulation(cron: str, zone: str, daemon: str) -> None:
     """Sixteen days around each transition of 2027, minute by minute."""
     real = 0
-    for transition in _transitions(zone, 2027):
-        runs = _host_runs(cron, zone, daemon, transition - 8 * 86400 - 3600 * 5, 16 * 1440)
+    for transition in transitions(zone, 2027):
+        runs = host_runs(cron, zone, daemon, transition - 8 * 86400 - 3600 * 5, 16 * 1440)
         real = max([real, *(b - a for a, b in itertools.pairwise(runs))])
     model = host.timing(Schedule(cron, zone=zone, runtime=daemon))  # type: ignore[arg-type]
     assert model.largest.total_seconds() == real
