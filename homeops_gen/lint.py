@@ -15,7 +15,8 @@ from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.catalog.policy import INTEGRITY_ENGINES, STATEFUL_ENGINES
 from homeops_gen.errors import Location
 from homeops_gen.protection import local_rpo, offsite_rpo, protection_layers
-from homeops_gen.schedule import format_duration
+from homeops_gen.schedule import Schedule, format_duration
+from homeops_gen.schedules import hhmm
 
 __all__ = ["RULES", "LintFinding", "lint_catalog"]
 
@@ -146,6 +147,59 @@ def offsite_unreachable(catalog: Catalog) -> Iterator[LintFinding]:
             )
 
 
+def _scheduled(catalog: Catalog) -> Iterator[tuple[Schedule, Location, str, str]]:
+    """Every schedule the outputs run: where the catalog sets it, who runs it, and what."""
+    for s in catalog.services:
+        where = s.origins["schedule"].loc or _loc(s, "cadence")
+        if s.uses("dump"):
+            yield s.schedule, where, s.name, "backup"
+        if s.volsync is not None and s.uses("volsync"):
+            yield s.volsync.schedule, where, s.name, "VolSync sync"
+        if s.cnpg is not None and s.uses("cnpg"):
+            yield s.cnpg.base_schedule, where, s.name, "CNPG base backup"
+        if s.integrity is not None:
+            yield s.integrity, _loc(s, "integrity"), s.name, "integrity check"
+    settings = catalog.settings
+    offsite: Location = ("settings", "offsite")
+    if settings.offsite_incremental is not None:
+        yield settings.offsite_incremental, (*offsite, "incremental"), "the NAS", "incremental sync"
+    if settings.offsite_full_sync is not None:
+        yield settings.offsite_full_sync, (*offsite, "full_sync"), "the NAS", "full sync"
+    if settings.lvm_snapshots is not None:
+        where = ("settings", "snapshots", "lvm", "cadence")
+        yield settings.lvm_snapshots.schedule, where, "the PVE host", "LVM snapshots"
+    for index, task in enumerate(settings.zfs_snapshots):
+        where = ("settings", "snapshots", "zfs", index, "cadence")
+        yield task.schedule, where, "the NAS", f"{task.pool} ZFS snapshot task"
+
+
+def dst_shifted_cadence(catalog: Catalog) -> Iterator[LintFinding]:
+    """A run at a local time a DST transition skips or repeats: a longer gap or a double run."""
+    seen: set[tuple[Location, str]] = set()
+    for schedule, where, subject, layer in _scheduled(catalog):
+        timing = schedule.timing
+        hit = timing.shifted
+        if not hit or timing.every_hour or (where, timing.cron) in seen:
+            continue  # a run in every hour: no placement avoids the transitions
+        seen.add((where, timing.cron))
+        calendar, real = schedule.calendar_gap(), timing.largest
+        gap = (
+            f"the largest real gap between its runs is {format_duration(real)}, "
+            f"{format_duration(real - calendar)} more than on the calendar"
+            if real > calendar
+            else f"the largest real gap stays {format_duration(real)}"
+        )
+        yield LintFinding(
+            "dst-shifted-cadence",
+            "warning",
+            where,
+            f"{subject} runs its {layer} ({timing.runtime}, {timing.cron!r} in {timing.zone}) "
+            f"at {', '.join(hhmm(m) for m in hit[:3])}, inside a DST transition: {timing.dst}; "
+            f"{gap}. The alerts allow for it; move it out of the transition to keep its "
+            "cadence",
+        )
+
+
 RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
     iscsi_without_dump,
     high_churn_snapshots,
@@ -153,6 +207,7 @@ RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
     rpo_not_met,
     critical_without_integrity,
     offsite_unreachable,
+    dst_shifted_cadence,
 )
 
 

@@ -46,6 +46,8 @@ class Layer:
     offsite: bool
     #: What else runs with it (the SQLite integrity check).
     note: str = ""
+    #: The schedules that fire it, as their runtimes run them.
+    schedules: tuple[Schedule, ...] = ()
 
     def describe(self) -> str:
         """``title: when, keeps retention (RPO x)``, and its note, in one line."""
@@ -74,6 +76,7 @@ def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 ", ".join(sorted({str(t.retention) for t in tasks})),
                 best.schedule.max_gap(),
                 offsite=False,
+                schedules=tuple(t.schedule for t in tasks),
             )
         ]
     lvm = settings.lvm_snapshots
@@ -86,6 +89,7 @@ def _snapshot_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 str(lvm.retention),
                 lvm.schedule.max_gap(),
                 offsite=False,
+                schedules=(lvm.schedule,),
             )
         ]
     return []
@@ -119,6 +123,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 schedule.max_gap(),
                 offsite=False,
                 note=f"integrity check {integrity.description}" if integrity else "",
+                schedules=(schedule,),
             )
         )
     volsync = service.volsync
@@ -131,6 +136,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 str(service.retention),
                 volsync.schedule.max_gap(),
                 False,
+                schedules=(volsync.schedule,),
             )
         )
         if volsync.r2_schedule is not None:
@@ -142,6 +148,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                     str(service.retention),
                     volsync.r2_schedule.max_gap(),
                     True,
+                    schedules=(volsync.r2_schedule,),
                 )
             )
     cluster = service.cnpg
@@ -165,6 +172,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 cluster.retention_policy,
                 base.max_gap(),
                 offsite,
+                schedules=(base,),
             ),
         ]
     return layers
@@ -186,10 +194,11 @@ def _nas_sync_layer(catalog: Catalog, service: Service, local: list[Layer]) -> L
     return Layer(
         "nas-sync",
         f"NAS sync of {what} to {settings.offsite_target}",
-        sync.description,
+        when(sync),
         "mirror",
         carried + sync.max_gap(),
         offsite=True,
+        schedules=(sync,),
     )
 
 

@@ -26,9 +26,22 @@ def reference() -> Catalog:
     return load_catalog(REPO / "services.yaml")
 
 
+def tables(text: str) -> list[list[str]]:
+    """The lines of each markdown table of ``text``, in order."""
+    found: list[list[str]] = []
+    previous = ""
+    for line in text.splitlines():
+        if line.startswith("| "):
+            if not previous.startswith("|"):
+                found.append([])
+            found[-1].append(line)
+        previous = line
+    return found
+
+
 def matrix_rows(text: str) -> dict[str, list[str]]:
     """The protection matrix's table rows, by service name (cells stripped)."""
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    lines = tables(text)[0]
     header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
     rows = {}
     for line in lines[1:]:
@@ -265,3 +278,61 @@ def test_snapshot_doc_lists_the_zfs_tasks(reference: Catalog) -> None:
         assert row in doc
     # TrueNAS runs the task by cron in Europe/London: the fall-back hour makes one gap 13h.
     assert "| `main` | `0 0,12 * * *` | 13h | `auto-12h-%Y-%m-%d_%H-%M` | 1d |" in doc
+
+
+def _schedule_table(text: str) -> list[dict[str, str]]:
+    lines = tables(text.split("## Schedules and DST", 1)[1])[0]
+    header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
+    return [
+        dict(zip(header, (c.strip() for c in line.strip().strip("|").split(" | ")), strict=True))
+        for line in lines[1:]
+    ]
+
+
+def test_schedule_table_names_the_zone_each_runtime_reads() -> None:
+    """Each cron as the output gives it, with its runtime's zone: the CronJobs' in the
+    catalog's zone, VolSync's and CNPG's in the controllers' (UTC)."""
+    rows = _schedule_table((OUT / "docs/protection-matrix.md").read_text())
+    by_layer: dict[str, set[tuple[str, str]]] = {}
+    for row in rows:
+        by_layer.setdefault(row["layer"], set()).add((row["schedule"].split("`")[1], row["zone"]))
+    volsync = {
+        (re.search(r"VOLSYNC_SCHEDULE: (.+)", p.read_text()).group(1), "Etc/UTC")  # type: ignore[union-attr]
+        for p in (OUT / "kubernetes/apps").glob("*/*/volsync.yaml")
+    }
+    assert by_layer["VolSync Kopia (NFS)"] == volsync
+    cnpg = {
+        (re.search(r"schedule: (.+)", p.read_text()).group(1), "Etc/UTC")  # type: ignore[union-attr]
+        for p in (OUT / "kubernetes/cnpg").glob("*/*/scheduledbackup.yaml")
+    }
+    assert by_layer["CNPG base backup"] == cnpg
+    jobs = {
+        (re.search(r'schedule += "(.+)"', p.read_text()).group(1), "Europe/London")  # type: ignore[union-attr]
+        for p in (OUT / "terraform/stacks").glob("*/backup.tf")
+    }
+    assert by_layer["application backup"] == jobs
+    assert {row["zone"] for row in rows if row["run by"].startswith("cron on")} == {"Europe/London"}
+
+
+def test_schedule_table_says_what_dst_does() -> None:
+    text = MINIMAL_HEAD.replace("Etc/UTC", "America/New_York") + textwrap.indent(
+        textwrap.dedent(
+            """\
+            - {name: a, namespace: a, storage: local-disk, churn: low, engine: etcd,
+               cadence: "30 2 * * *"}
+            - {name: b, namespace: b, storage: local-disk, churn: low, engine: etcd,
+               cadence: "30 1 * * *"}
+            - {name: c, namespace: c, storage: local-disk, churn: low, engine: etcd,
+               cadence: "30 3 * * *"}
+            """
+        ),
+        "  ",
+    )
+    files = render_plan(build_plan(load_catalog_text(text, "services.yaml")))
+    rows = {
+        r["services"]: r["what DST does"]
+        for r in _schedule_table(files["docs/protection-matrix.md"].decode())
+    }
+    assert rows["a"].startswith("02:30 is skipped by the spring-forward transition")
+    assert rows["b"].startswith("01:30 is repeated by the fall-back transition: it runs twice")
+    assert rows["c"] == "no run falls in a DST transition of America/New_York"

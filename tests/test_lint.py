@@ -37,6 +37,7 @@ ZFS_HEAD = _with_settings(
     "retention: 24h}]\n"
 )
 OFFSITE_HEAD = _with_settings("offsite: {target: sftp://backup.lan/homelab}\n")
+LONDON_HEAD = MINIMAL_HEAD.replace("Etc/UTC", "Europe/London")
 
 SQLITE = "sqlite: {claim: data, database: /data/app.db}\n"
 POSTGRES = "postgresql: {host: pg.db.svc}\n"
@@ -150,6 +151,14 @@ TRIGGERS = {
         "storage: local-hostpath\nchurn: low\nengine: files\nvolsync: {capacity: 1Gi}\n",
         OFFSITE_HEAD,
     ),
+    "daily-dump-in-the-london-dst-hour": Trigger(
+        "dst-shifted-cadence",
+        "warning",
+        "cadence",
+        "storage: local-disk\nchurn: low\nengine: etcd\ncadence: '30 1 * * *'\n",
+        LONDON_HEAD,
+        says="the largest real gap between its runs is 1d23h, 23h more than on the calendar",
+    ),
     "lvm-volume-offsite-true": Trigger(
         "offsite-unreachable",
         "warning",
@@ -258,6 +267,17 @@ QUIET = {
         "storage: local-hostpath\nchurn: low\nengine: files\nvolsync: {capacity: 1Gi}\n"
         "offsite: {excluded: Rebuilt from git}\n",
         OFFSITE_HEAD,
+    ),
+    "daily-dump-after-the-london-dst-hour": Quiet(
+        "dst-shifted-cadence",
+        "storage: local-disk\nchurn: low\nengine: etcd\ncadence: '30 2 * * *'\n",
+        LONDON_HEAD,
+    ),
+    "hourly-integrity-check-in-london": Quiet(
+        "dst-shifted-cadence",
+        f"storage: iscsi\nchurn: low\nengine: sqlite\ncadence: '0 3 * * *'\n"
+        f"integrity: hourly\n{SQLITE}",
+        LONDON_HEAD,
     ),
     "no-offsite-layer-declared": Quiet(
         "offsite-unreachable",
@@ -440,3 +460,18 @@ def test_generate_with_only_warnings_writes_out(
     written = snapshot_of(root / "out")
     assert "README.md" in written
     assert "catalog/resolved.yaml" in written
+
+
+def test_a_host_cadence_in_the_dst_hour_is_reported_at_its_setting() -> None:
+    """cron on the NAS runs a skipped fixed-time job just after the jump and a repeated one
+    once; the 12h gap over the fall-back night is 13h of real time."""
+    head = LONDON_HEAD.replace(
+        "services:\n",
+        '  offsite: {target: "sftp://backup.lan/x", incremental: "30 1,13 * * *"}\nservices:\n',
+    )
+    text = catalog_text("storage: nfs\nchurn: low\nengine: files\n", head)
+    (finding,) = of_rule(lint_text(text), "dst-shifted-cadence")
+    assert finding.loc == ("settings", "offsite", "incremental")
+    assert finding.message.startswith("the NAS runs its incremental sync (cron on the NAS")
+    assert "at 01:30, inside a DST transition" in finding.message
+    assert "the largest real gap between its runs is 13h, 1h more than" in finding.message

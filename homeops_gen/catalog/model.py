@@ -243,6 +243,8 @@ class Settings:
     timezone: str
     #: The same zone as a POSIX rule for containers (``TZ``); the name if no rule was found.
     container_timezone: str
+    #: The zone VolSync and CNPG read their crons in.
+    controller_timezone: str
     nfs_server: str
     nfs_backup_root: str
     pushgateway: str

@@ -273,6 +273,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
             else NfsVolumeModule("../../modules/nfs-backup-volume", "claim_name", generated=True)
         ),
         timezone=spec.timezone,
+        controller_timezone=resolver.controller_zone,
         container_timezone=posix_tz(spec.timezone) or spec.timezone,
         nfs_server=spec.nfs.server,
         nfs_backup_root=spec.nfs.backup_root,

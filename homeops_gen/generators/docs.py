@@ -18,9 +18,9 @@ from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.plan import OutputFile, TemplateRender
 from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
 from homeops_gen.registry import register_generator
-from homeops_gen.schedule import format_duration
+from homeops_gen.schedule import Schedule, format_duration
 
-__all__ = ["generate_protection_matrix", "generate_snapshot_doc", "matrix_row"]
+__all__ = ["generate_protection_matrix", "generate_snapshot_doc", "matrix_row", "schedule_rows"]
 
 _COLUMNS = {
     "snapshots": ("zfs", "lvm"),
@@ -81,6 +81,52 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
     return {key: str(value).replace("|", "\\|") for key, value in row.items()}
 
 
+#: The matrix's name for each scheduled layer.
+_LAYER_NAMES = {
+    "zfs": "ZFS snapshots",
+    "lvm": "LVM thin snapshots",
+    "dump": "application backup",
+    "volsync": "VolSync Kopia (NFS)",
+    "r2": "VolSync restic (R2)",
+    "cnpg-base": "CNPG base backup",
+    "nas-sync": "NAS incremental sync",
+}
+_KOPIA_MAINTENANCE = "Kopia maintenance"
+#: The table's order: the layers as the matrix lists them, then the shared jobs.
+_ORDER = [*_LAYER_NAMES.values(), "NAS full sync", _KOPIA_MAINTENANCE]
+
+
+def schedule_rows(catalog: Catalog) -> list[dict[str, str]]:
+    """Every schedule of the outputs once: the layer, who runs it, the text it is given, the
+    zone it reads it in, what DST does to it, and the services it serves."""
+    found: dict[tuple[str, Schedule], list[str]] = {}
+    for service in catalog.services:
+        for layer in protection_layers(catalog, service):
+            for schedule in layer.schedules:
+                found.setdefault((_LAYER_NAMES[layer.kind], schedule), []).append(service.name)
+    settings = catalog.settings
+    shared: list[tuple[str, Schedule | None]] = [("NAS full sync", settings.offsite_full_sync)]
+    if any(s.uses("volsync") for s in catalog.services):
+        shared.append((_KOPIA_MAINTENANCE, settings.volsync.maintenance_schedule))
+    for name, job in shared:
+        if job is not None:
+            found.setdefault((name, job), [])
+    rows: list[dict[str, str]] = []
+    for (name, schedule), services in found.items():
+        timing = schedule.timing
+        rows.append(
+            {
+                "layer": name,
+                "runtime": timing.runtime,
+                "cron": f"`{timing.cron}`{schedule.guard}",
+                "zone": timing.zone,
+                "dst": timing.dst,
+                "services": ", ".join(sorted(set(services))) or "all",
+            }
+        )
+    return sorted(rows, key=lambda r: (_ORDER.index(r["layer"]), r["services"], r["cron"]))
+
+
 @register_generator("protection-matrix", description="out/docs/protection-matrix.md")
 def generate_protection_matrix(catalog: Catalog) -> Iterator[OutputFile]:
     alerts = alerts_by_service(catalog)
@@ -89,6 +135,7 @@ def generate_protection_matrix(catalog: Catalog) -> Iterator[OutputFile]:
     context = {
         "catalog": catalog,
         "rows": rows,
+        "schedules": schedule_rows(catalog),
         "runbooks": runbooks,
         "snapshot_doc": has_snapshot_doc(catalog),
     }

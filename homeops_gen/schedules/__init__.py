@@ -20,7 +20,7 @@ from homeops_gen.schedules.gaps import Gap
 from homeops_gen.schedules.robfig import Spec
 from homeops_gen.schedules.zones import shifted_minutes
 
-__all__ = ["Gap", "Timing", "dst_effect", "hhmm", "spec_of"]
+__all__ = ["Gap", "Timing", "dst_effect", "hhmm", "run_minutes", "spec_of"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,22 @@ class Timing:
     @property
     def largest(self) -> dt.timedelta:
         return self.gap.span
+
+    @property
+    def shifted(self) -> list[int]:
+        """The local minutes of the day it runs at that a transition of its zone skips or
+        repeats."""
+        skip, repeat = shifted_minutes(self.zone)
+        return [t for t in run_minutes(self.spec) if t in skip or t in repeat]
+
+    @property
+    def every_hour(self) -> bool:
+        """Whether it runs in every hour of the day (no placement avoids a transition)."""
+        return len(self.spec.hours) == 24
+
+    @property
+    def spec(self) -> Spec:
+        return spec_of(self.cron, seconds=len(self.cron.split()) == 6)
 
 
 def spec_of(cron: str, *, seconds: bool = False, v1: bool = False) -> Spec:
@@ -73,6 +89,11 @@ def spec_of(cron: str, *, seconds: bool = False, v1: bool = False) -> Spec:
     )
 
 
+def run_minutes(spec: Spec) -> list[int]:
+    """The minutes of the day (0-1439) it runs at, in order."""
+    return sorted({h * 60 + m for h in spec.hours for m in spec.minutes})
+
+
 def hhmm(minute: int) -> str:
     """``01:24`` for minute 84 of a day (any minute count, wrapped to the day)."""
     minute %= 1440
@@ -85,7 +106,7 @@ def dst_effect(spec: Spec, zone: str, *, skipped: str, repeated: str) -> str:
     skip, repeat = shifted_minutes(zone)
     if not skip and not repeat:
         return f"{zone} has no DST transitions"
-    times = sorted({h * 60 + m for h in spec.hours for m in spec.minutes})
+    times = run_minutes(spec)
     parts = []
     if hit := [t for t in times if t in skip]:
         parts.append(
@@ -98,7 +119,7 @@ def dst_effect(spec: Spec, zone: str, *, skipped: str, repeated: str) -> str:
             f"fall-back transition: {repeated}"
         )
     if not parts:
-        return f"no run falls in a {zone} DST transition"
+        return f"no run falls in a DST transition of {zone}"
     return "; ".join(parts)
 
 

@@ -150,12 +150,12 @@ def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None 
     likeness = _likeness(spec, guard)
     walked: set[Hashable] = set()
     for window in _windows(zone, reach):
-        if likeness is not None and len(window.transitions) == 1:
-            if RANGE[0] <= window.low and window.high <= RANGE[1]:
-                key = likeness(window.transitions[0])
-                if key in walked:
-                    continue  # an earlier transition walked alike: same gaps, found earlier
-                walked.add(key)
+        lone = likeness is not None and len(window.transitions) == 1
+        if lone and RANGE[0] <= window.low and window.high <= RANGE[1]:
+            key = likeness(window.transitions[0])  # type: ignore[misc]
+            if key in walked:
+                continue  # an earlier transition walked alike: same gaps, found earlier
+            walked.add(key)
         times = runs(next_run, max(window.low, RANGE[0]), min(window.high, RANGE[1]))
         if guard is not None:
             times = (t for t in times if clock(t, zone)[6] == guard)
