@@ -10,14 +10,17 @@ years, and for the host layers from the minute simulation of ``runtimes/hostsim.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import itertools
 import re
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_tool
 from runtimes.hostsim import host_runs, transitions
 from runtimes.oracle import Oracle, robfig  # noqa: F401
 
@@ -76,6 +79,14 @@ def _catalog(zone: str) -> str:
           - {{name: vm, namespace: vm, storage: proxmox-lvm, churn: low, engine: files}}
         """
     )
+
+
+def _generate(zone: str, folder: Path) -> Path:
+    catalog = folder / "services.yaml"
+    catalog.write_text(_catalog(zone))
+    out = folder / "out"
+    assert main(["--catalog", str(catalog), "--out", str(out), "-q"]) == 0
+    return out
 
 
 def _seconds(text: str) -> int:
@@ -167,12 +178,8 @@ def test_every_threshold_covers_the_real_gap_and_at_most_doubles_it(
     zone: str,
     tmp_path: Path,
     robfig: Oracle,  # noqa: F811
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    catalog = tmp_path / "services.yaml"
-    catalog.write_text(_catalog(zone))
-    out = tmp_path / "out"
-    assert main(["--catalog", str(catalog), "--out", str(out), "-q"]) == 0, capsys.readouterr()
+    out = _generate(zone, tmp_path)
     thresholds = _thresholds(out)
     controllers = ZONES[zone][1]
 
@@ -195,3 +202,31 @@ def test_every_threshold_covers_the_real_gap_and_at_most_doubles_it(
         if not real[name] <= thresholds[name] <= 2 * real[name]
     }
     assert not wrong, f"(real gap, threshold) in {zone}: {wrong}"
+
+
+#: Samples a promtool case may load per series: its interval is picked from the gap, so
+#: even the leap-day job (four years) stays near 300 evaluations.
+MAX_SAMPLES = 1000
+
+
+@pytest.mark.tool("promtool")
+@pytest.mark.parametrize("zone", sorted(ZONES))
+def test_every_promtool_case_passes_and_stays_small(zone: str, tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    tests = _generate(zone, tmp_path) / "prometheus/tests"
+    files = sorted(p.name for p in tests.glob("*.test.yaml"))
+    for name in files:
+        for case in yaml.safe_load((tests / name).read_text())["tests"]:
+            for series in case["input_series"]:
+                counts = re.findall(r"x(\d+)", series["values"])
+                samples = sum(int(n) + 1 for n in counts) or len(series["values"].split())
+                assert samples <= MAX_SAMPLES, (name, series)
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        command = [promtool, "test", "rules", name]
+        return subprocess.run(command, cwd=tests, capture_output=True, text=True, check=False)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = dict(zip(files, pool.map(run, files), strict=True))
+    failed = {name: r.stdout + r.stderr for name, r in results.items() if r.returncode}
+    assert not failed
