@@ -978,6 +978,18 @@ class FakePushgateway(_FakeHTTP):
         """parse_metrics() of the body of ``requests[index]``."""
         return parse_metrics(self.requests[index].body)
 
+    def failure_report(self, service: str) -> dict[str, float]:
+        """The one push of a failed run: to ``service``'s group, the run's outcome 0 and its
+        time, and no success timestamp (the last success stays as it was)."""
+        (push,) = self.requests
+        assert push.method == "POST", push
+        assert push.path == f"/metrics/job/homeops_backup/service/{service}"
+        metrics = parse_metrics(push.body)
+        assert set(metrics) == {"backup_last_run_success", "backup_last_failure_timestamp"}
+        assert metrics["backup_last_run_success"] == 0
+        assert metrics["backup_last_failure_timestamp"] > 0
+        return metrics
+
 
 class FakePrometheusAdmin(_FakeHTTP):
     """Answers ``POST|PUT /api/v1/admin/tsdb/snapshot`` like Prometheus with the admin API on.

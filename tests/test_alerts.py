@@ -82,6 +82,42 @@ def test_the_generated_tests_catch_a_threshold_that_is_too_short(tmp_path: Path)
     assert "BackupStale" in result.stdout + result.stderr
 
 
+#: Failure alerts as they were: they keep firing while a failed Job is kept in the history.
+NEVER_CLEARING = {
+    "BackupJobFailing": (
+        'kube_job_status_failed{namespace="kube-system",job_name=~"etcd-backup-[0-9]+"} > 0'
+    ),
+    "BackupRunFailed": 'backup_last_failure_timestamp{job="homeops_backup",service="etcd"} > 0',
+}
+
+
+@pytest.mark.parametrize("alert", sorted(NEVER_CLEARING))
+def test_the_failure_cases_fail_when_the_alert_does_not_clear(alert: str, tmp_path: Path) -> None:
+    """Put back an expression that never clears (or never fires): the case that says "fires
+    after a failure, clears after the next success" must fail."""
+    for folder in ("rules", "tests"):
+        shutil.copytree(OUT / "prometheus" / folder, tmp_path / folder)
+    rules_file = tmp_path / "rules" / "backup-etcd.rules.yaml"
+    rules = yaml.safe_load(rules_file.read_text())
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == alert]
+    rule["expr"] = NEVER_CLEARING[alert]
+    rules_file.write_text(yaml.safe_dump(rules))
+    result = promtool("test", "rules", "backup-etcd.test.yaml", cwd=tmp_path / "tests")
+    assert result.returncode != 0
+    assert alert in result.stdout + result.stderr
+
+
+def test_a_failure_fires_and_the_next_success_clears_it() -> None:
+    """The generated case of each failure alert: silent, firing after the failure, silent
+    again once a success follows."""
+    cases = load(TESTS / "backup-etcd.test.yaml")["tests"]
+    for alert in ("BackupRunFailed", "BackupJobFailing"):
+        (case,) = [c for c in cases if c["alert_rule_test"][0]["alertname"] == alert]
+        fired = [bool(check["exp_alerts"]) for check in case["alert_rule_test"]]
+        assert fired[0] is False and fired[-1] is False and fired[-2] is False
+        assert True in fired
+
+
 # --- the objects --------------------------------------------------------------------------------
 
 
@@ -101,7 +137,12 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
     names = {group: {rule["alert"] for rule in rules} for group, rules in groups.items()}
     for service in CATALOG.services:
         if service.uses("dump"):
-            expected = {"BackupStale", "BackupNeverSucceeded", "BackupJobFailing"}
+            expected = {
+                "BackupStale",
+                "BackupNeverSucceeded",
+                "BackupRunFailed",
+                "BackupJobFailing",
+            }
             if service.integrity is not None:
                 expected |= {
                     "SQLiteIntegrityFailed",
@@ -223,9 +264,7 @@ def test_the_backup_seeds_hand_written_thresholds_are_fixed() -> None:
         ("30 2,8,14,20 * * *", "America/New_York", timedelta(hours=11 + 4)),
     ],
 )
-def test_alert_threshold_is_the_gap_plus_a_grace(
-    cron: str, zone: str, expected: timedelta
-) -> None:
+def test_alert_threshold_is_the_gap_plus_a_grace(cron: str, zone: str, expected: timedelta) -> None:
     assert alert_threshold(Schedule(cron, zone=zone)) == expected
 
 

@@ -46,6 +46,7 @@ LONDON = zoneinfo.ZoneInfo("Europe/London")
 STAMP = re.compile(r"\d{8}T\d{6}Z")
 METRIC_NAMES = {
     "backup_last_success_timestamp",
+    "backup_last_run_success",
     "backup_last_duration_seconds",
     "backup_last_size_bytes",
 }
@@ -101,6 +102,7 @@ def the_push(pushgateway: FakePushgateway, service: str) -> dict[str, float]:
 
 def check_metrics(metrics: dict[str, float], folder: Path, started: float, ended: float) -> None:
     assert int(started) <= metrics["backup_last_success_timestamp"] <= ended + 1
+    assert metrics["backup_last_run_success"] == 1
     assert 0 <= metrics["backup_last_duration_seconds"] <= ended - started + 1
     assert metrics["backup_last_size_bytes"] > 0
     assert metrics["backup_last_size_bytes"] == du_bytes(folder)
@@ -258,7 +260,7 @@ def test_postgresql_unreachable_server_fails_and_keeps_older_backups(
 
     failed(result)
     assert f'connection to server at "127.0.0.1", port {closed} failed' in result.stderr
-    assert pushgateway.requests == []
+    pushgateway.failure_report("postgresql")
     assert backups(backup_dir, "postgresql") == [older.name]
     assert files_of(backup_dir) == before  # no .partial, the older backup byte for byte
 
@@ -325,7 +327,7 @@ def test_mysql_backup_restores_every_row(
     assert mariadb_restore.sql(MARIADB_QUERY, db="shop") == rows
 
 
-def test_mysql_wrong_password_fails_without_push(
+def test_mysql_wrong_password_fails_and_reports_it(
     mariadb: MariaDBServer, pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     require_tool("mariadb-dump")
@@ -340,7 +342,7 @@ def test_mysql_wrong_password_fails_without_push(
 
     failed(result)
     assert "Access denied" in result.stderr
-    assert pushgateway.requests == []
+    pushgateway.failure_report("mysql")
     assert backups(backup_dir, "mysql") == [older.name]
     assert files_of(backup_dir) == before
 
@@ -406,7 +408,7 @@ def test_redis_backup_reloads_every_key(
         assert reloaded.cli("DBSIZE") == str(len(REDIS_STRINGS) + 3)
 
 
-def test_redis_unreachable_server_fails_without_push(
+def test_redis_unreachable_server_fails_and_reports_it(
     pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     require_tool("redis-cli")
@@ -428,7 +430,7 @@ def test_redis_unreachable_server_fails_without_push(
     )
 
     failed(result)
-    assert pushgateway.requests == []
+    pushgateway.failure_report("redis")
     assert list(backup_dir.iterdir()) == []  # no backup of the stale dump, no .partial
 
 
@@ -586,11 +588,12 @@ def test_prometheus_without_time_zone_data_fails_closed(
 
     failed(result)
     assert "no time zone data for Nowhere/Atlantis" in result.stderr
-    assert admin.requests == [] and pushgateway.requests == []
+    assert admin.requests == []
+    pushgateway.failure_report("prometheus")
     assert list(backup_dir.iterdir()) == []
 
 
-def test_prometheus_admin_api_error_fails_without_push(
+def test_prometheus_admin_api_error_fails_and_reports_it(
     prometheus: tuple[FakePrometheusAdmin, Path],
     pushgateway: FakePushgateway,
     tmp_path: Path,
@@ -611,7 +614,7 @@ def test_prometheus_admin_api_error_fails_without_push(
     failed(result)
     assert "503" in result.stderr
     assert len(admin.requests) == 1 and admin.snapshots == []
-    assert pushgateway.requests == []
+    pushgateway.failure_report("prometheus")
     assert backups(backup_dir, "prometheus") == [older.name]
     assert files_of(backup_dir) == before
 
@@ -746,7 +749,7 @@ def test_etcd_snapshot_arguments_and_retention(
     assert all(call.env == {"ETCDCTL_API": "3"} for call in stubs.calls("etcdctl"))
 
 
-def test_etcd_failing_etcdctl_fails_without_push(
+def test_etcd_failing_etcdctl_fails_and_reports_it(
     stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     job = load_job(STACKS / "etcd")
@@ -764,7 +767,7 @@ def test_etcd_failing_etcdctl_fails_without_push(
     failed(result)
     assert "context deadline exceeded" in result.stderr
     assert len(stubs.argv("etcdctl")) == 1  # no status check of a snapshot that was not saved
-    assert pushgateway.requests == []
+    pushgateway.failure_report("etcd")
     assert backups(backup_dir, "etcd") == [older.name]
     assert files_of(backup_dir) == before
 
@@ -815,7 +818,7 @@ def test_vault_raft_snapshot(
 
 
 @pytest.mark.parametrize("case", ["empty-snapshot", "inspect-fails"])
-def test_vault_bad_snapshot_fails_without_push(
+def test_vault_bad_snapshot_fails_and_reports_it(
     case: str, stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     job = load_job(STACKS / "vault")
@@ -842,7 +845,7 @@ def test_vault_bad_snapshot_fails_without_push(
     else:
         assert "invalid snapshot" in result.stderr
         assert verbs == ["save", "inspect"]
-    assert pushgateway.requests == []
+    pushgateway.failure_report("vault")
     assert files_of(backup_dir) == before
     assert backups(backup_dir, "vault") == [older.name]
 
@@ -904,7 +907,11 @@ def test_push_answered_500_fails_the_job(
     failed(result)
     assert "500" in result.stderr
     assert "complete" not in result.stderr  # the success line comes after the push
-    assert len(pushgateway.requests) == 1
+    # The success push was refused; the run then tried to report its failure (refused too).
+    assert len(pushgateway.requests) == 2
+    assert pushgateway.metrics(0)["backup_last_run_success"] == 1
+    assert pushgateway.metrics(1)["backup_last_run_success"] == 0
+    assert "could not push the failure" in result.stderr
     # The backup itself was complete and verified before the push, so it is kept.
     folder = the_backup(backup_dir, "postgresql")
     assert [p.name for p in folder.iterdir()] == ["all.sql.gz"]

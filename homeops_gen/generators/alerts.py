@@ -37,6 +37,9 @@ STEP = dt.timedelta(minutes=5)
 #: checked exactly; each rule file holds one group, which keeps long windows cheap.
 EVAL = STEP
 STALE_FOR = dt.timedelta(minutes=15)
+#: In a ``recovers`` probe's values: the time of the failure, and of the recovery.
+AT_FAILURE = -1.0
+AT_RECOVERY = -2.0
 _SEVERITY = {"critical": "critical", "high": "critical", "normal": "warning", "low": "info"}
 
 
@@ -51,13 +54,18 @@ class Probe:
     ``stale``: ``series`` holds one timestamp metric, constant 0 ("the last success was at
     the start"); ``absent``: ``series`` is what must be missing (the test gives every other
     alert of that name its series, so that only this one is absent); ``value``: each series
-    at its ``firing`` value must fire and at its ``silent`` value must not.
+    at its ``firing`` value must fire and at its ``silent`` value must not; ``recovers``: the
+    series go from ``silent`` (healthy) to ``firing`` at a failure and to ``recovered`` at
+    the next success; the alert must be silent before, fire ``threshold`` plus its ``for``
+    after the failure, and clear at the recovery. :data:`AT_FAILURE` and
+    :data:`AT_RECOVERY` stand for the times of those two moments, in seconds.
     """
 
-    kind: Literal["stale", "absent", "value"]
+    kind: Literal["stale", "absent", "value", "recovers"]
     series: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     firing: tuple[float, ...] = ()
     silent: tuple[float, ...] = ()
+    recovered: tuple[float, ...] = ()
     threshold: dt.timedelta = dt.timedelta()
     #: The labels the alert carries besides the rule's own.
     labels: tuple[tuple[str, str], ...] = ()
@@ -164,28 +172,70 @@ def backup_job_alerts(service: Service) -> list[Alert]:
         f"the {service.name} backup",
         service.stale_after,
     )
-    job = {"namespace": service.namespace, "job_name": f"{service.name}-backup-29000000"}
-    alerts.append(
-        Alert(
-            "BackupJobFailing",
-            f'kube_job_status_failed{{namespace="{service.namespace}",'
-            f'job_name=~"{service.name}-backup-[0-9]+"}} > 0',
-            dt.timedelta(minutes=5),
-            labels,
-            f"the {service.name} backup job failed",
-            f"A Job of CronJob {service.name}-backup in {service.namespace} has failed pods.",
-            Probe(
-                "value",
-                (_series("kube_job_status_failed", job),),
-                (1,),
-                (0,),
-                labels=tuple(job.items()),
-            ),
-        )
-    )
+    alerts += run_failure_alerts(service, selector, labels)
     if service.integrity is not None:
         alerts += integrity_alerts(service, service.integrity)
     return alerts
+
+
+def run_failure_alerts(
+    service: Service, selector: dict[str, str], labels: dict[str, str]
+) -> list[Alert]:
+    """Alerts on the last run's outcome, which clear with the next success.
+
+    ``BackupRunFailed``: the job's script pushes ``backup_last_run_success`` 0 on any failure
+    and 1 with each success. ``BackupJobFailing``: kube-state-metrics' view, for runs that die
+    before their script can report (image pulls, OOM kills, evictions): the CronJob's last
+    scheduled run is older than the time a run may take, and no success came after it.
+    """
+    cronjob = {"namespace": service.namespace, "cronjob": f"{service.name}-backup"}
+    allowance = service.job.run_allowance(service.schedule)
+    scheduled = f"kube_cronjob_status_last_schedule_time{_selector(cronjob)}"
+    succeeded = f"kube_cronjob_status_last_successful_time{_selector(cronjob)}"
+    return [
+        Alert(
+            "BackupRunFailed",
+            f"backup_last_run_success{_selector(selector)} == 0",
+            dt.timedelta(),
+            labels,
+            f"the {service.name} backup failed",
+            f"The last run of the {service.name} backup reported a failure (its log says why); "
+            "the alert clears when a run succeeds.",
+            Probe(
+                "recovers",
+                (_series("backup_last_run_success", selector),),
+                firing=(0,),
+                silent=(1,),
+                recovered=(1,),
+                labels=tuple(selector.items()),
+            ),
+        ),
+        Alert(
+            "BackupJobFailing",
+            f"(time() - {scheduled} > {int(allowance.total_seconds())}) "
+            f"and ({scheduled} > {succeeded})",
+            dt.timedelta(minutes=5),
+            labels,
+            f"the {service.name} backup job did not succeed",
+            f"CronJob {service.name}-backup in {service.namespace} started a run more than "
+            f"{prom_duration(allowance)} ago and no run has succeeded since; the alert clears "
+            "when one does.",
+            Probe(
+                "recovers",
+                (
+                    _series("kube_cronjob_status_last_schedule_time", cronjob),
+                    _series("kube_cronjob_status_last_successful_time", cronjob),
+                ),
+                # The run at 0 succeeded a minute later; the next is scheduled at the failure
+                # and only the recovery's run succeeds.
+                firing=(AT_FAILURE, 60),
+                silent=(0, 60),
+                recovered=(AT_FAILURE, AT_RECOVERY),
+                threshold=allowance,
+                labels=tuple(cronjob.items()),
+            ),
+        ),
+    ]
 
 
 def integrity_alerts(service: Service, schedule: Schedule) -> list[Alert]:
@@ -508,6 +558,44 @@ def _ceil(span: dt.timedelta, step: dt.timedelta) -> dt.timedelta:
     return step * -(-span // step)
 
 
+def _recovery_test(alert: Alert, step: dt.timedelta) -> dict[str, Any]:
+    """Healthy, then a failure at ``failed``: silent until its threshold and ``for`` have
+    passed, firing then, and silent again from the next success on."""
+    probe = alert.probe
+    failed = 2 * step
+    # A `>` threshold first holds at the evaluation after it; `== 0` at once.
+    first = failed + (step * (probe.threshold // step + 1) if probe.threshold else dt.timedelta())
+    firing = first + _ceil(alert.for_, step)
+    recovered = firing + step
+    moments = {AT_FAILURE: failed, AT_RECOVERY: recovered}
+
+    def value(v: float) -> str:
+        return f"{int(moments[v].total_seconds()) if v in moments else v:g}"
+
+    samples = recovered // step + 2
+    series = []
+    for index, (metric, labels) in enumerate(probe.series):
+        phases = [
+            (failed // step, probe.silent[index]),
+            (recovered // step - failed // step, probe.firing[index]),
+            (samples - recovered // step, probe.recovered[index]),
+        ]
+        values = " ".join(f"{value(v)}x{count - 1}" for count, v in phases)
+        series.append({"series": f"{metric}{_selector(dict(labels))}", "values": values})
+    silent = sorted({failed - step, firing - step, recovered, recovered + step})
+    checks = [{"eval_time": _at(t), "alertname": alert.name, "exp_alerts": []} for t in silent]
+    checks.append(
+        {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
+    )
+    checks.sort(key=lambda c: _seconds_of(c["eval_time"]))
+    return {"interval": _at(step), "input_series": series, "alert_rule_test": checks}
+
+
+def _seconds_of(text: str) -> int:
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", text))
+
+
 def promtool_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
     """The sample and evaluation step of a group's tests: 5 minutes, or coarser for sparse
     schedules, so that a test covers its longest window in about 300 evaluations."""
@@ -542,6 +630,8 @@ def promtool_tests_for(
         steps = (firing + step) // step
         series = _series_list(probe, (0,), steps)
         return [{"interval": _at(step), "input_series": series, "alert_rule_test": checks}]
+    if probe.kind == "recovers":
+        return [_recovery_test(alert, step)]
     firing = held + step
     if probe.kind == "absent":
         checks = [

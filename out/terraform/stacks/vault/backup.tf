@@ -108,15 +108,31 @@ resource "kubernetes_cron_job_v1" "backup" {
                   http_post "$${PUSHGATEWAY_URL%/}/metrics/$1" > /dev/null
                 }
 
+                CLEANUP=
+                OUTCOME_PUSHED=
+                # Every run ends by reporting its outcome: a failure (any non-zero exit, or a TERM from the
+                # Job's deadline) pushes backup_last_run_success 0, so BackupRunFailed fires now and clears
+                # with the next success. backup_last_success_timestamp is left as it was.
+                finish() {
+                  status=$?
+                  trap - EXIT
+                  for leftover in $CLEANUP; do rm -rf "$leftover"; done
+                  if [ "$status" != 0 ] && [ -z "$OUTCOME_PUSHED" ]; then
+                    printf '%s\n' "# TYPE backup_last_run_success gauge" "backup_last_run_success 0" \
+                      "# TYPE backup_last_failure_timestamp gauge" "backup_last_failure_timestamp $(date +%s)" |
+                      push_metrics "job/homeops_backup/service/$SERVICE" || log "could not push the failure"
+                  fi
+                  exit "$status"
+                }
+                trap finish EXIT
+                trap 'exit 143' TERM
+                trap 'exit 130' INT
+
                 STARTED="$(date +%s)"
                 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
                 WORK="$BACKUP_DIR/.$SERVICE-$STAMP.partial"
                 FINAL="$BACKUP_DIR/$SERVICE-$STAMP"
                 CLEANUP="$WORK"
-                cleanup() {
-                  for leftover in $CLEANUP; do rm -rf "$leftover"; done
-                }
-                trap cleanup EXIT
 
                 # A run killed before its cleanup leaves a partial folder behind; remove those of past days.
                 find "$BACKUP_DIR" -maxdepth 1 -name ".$SERVICE-*.partial" -mmin +1440 -exec rm -rf {} \; 2>/dev/null || true
@@ -157,11 +173,14 @@ resource "kubernetes_cron_job_v1" "backup" {
                 push_metrics "job/homeops_backup/service/$SERVICE" <<METRICS
                 # TYPE backup_last_success_timestamp gauge
                 backup_last_success_timestamp $ENDED
+                # TYPE backup_last_run_success gauge
+                backup_last_run_success 1
                 # TYPE backup_last_duration_seconds gauge
                 backup_last_duration_seconds $((ENDED - STARTED))
                 # TYPE backup_last_size_bytes gauge
                 backup_last_size_bytes $SIZE_BYTES
                 METRICS
+                OUTCOME_PUSHED=1
                 log "backup $FINAL complete ($SIZE_BYTES bytes)"
                 EOT
               ]
