@@ -200,6 +200,23 @@ def dst_shifted_cadence(catalog: Catalog) -> Iterator[LintFinding]:
         )
 
 
+def alerts_without_runbook_url(catalog: Catalog) -> Iterator[LintFinding]:
+    """Alerts link their service's runbook only when the catalog says where it is published."""
+    if catalog.settings.runbook_base_url is not None:
+        return
+    linked = [s for s in catalog.services if s.uses("dump") or s.uses("volsync") or s.uses("cnpg")]
+    if linked:
+        yield LintFinding(
+            "alerts-without-runbook-url",
+            "warning",
+            ("settings", "alerts"),
+            f"the alerts of {len(linked)} services link no runbook: set "
+            "settings.alerts.runbook_base_url to where out/docs/runbooks is published (e.g. "
+            "your Git forge's view of it), so that Alertmanager and Grafana can open "
+            "<url>/restore-<service>.md",
+        )
+
+
 RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
     iscsi_without_dump,
     high_churn_snapshots,
@@ -208,6 +225,7 @@ RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
     critical_without_integrity,
     offsite_unreachable,
     dst_shifted_cadence,
+    alerts_without_runbook_url,
 )
 
 

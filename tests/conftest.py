@@ -21,16 +21,21 @@ REPO = Path(__file__).resolve().parent.parent
 # not, goes to a folder of this run, never to the user's home.
 os.environ["HOMEOPS_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="homeops-gen-cache-")
 
+#: The line of MINIMAL_HEAD that says where the runbooks are published.
+RUNBOOKS_LINE = "  alerts: {runbook_base_url: https://git.example.com/homelab/runbooks}\n"
 #: Settings every inline catalog starts from; services are appended by the tests.
-MINIMAL_HEAD = textwrap.dedent(
-    """\
-    version: homeops/v1
-    settings:
-      timezone: Etc/UTC
-      nfs: {server: nas.lan, backup_root: /mnt/tank}
-      pushgateway: http://pushgateway.monitoring.svc:9091
-    services:
-    """
+MINIMAL_HEAD = (
+    textwrap.dedent(
+        """\
+        version: homeops/v1
+        settings:
+          timezone: Etc/UTC
+          nfs: {server: nas.lan, backup_root: /mnt/tank}
+          pushgateway: http://pushgateway.monitoring.svc:9091
+        """
+    )
+    + RUNBOOKS_LINE
+    + "services:\n"
 )
 
 #: A small, valid catalog with one service per protection style.

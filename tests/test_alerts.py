@@ -277,7 +277,7 @@ def test_a_catalog_threshold_shorter_than_the_gap_names_both_numbers() -> None:
     with pytest.raises(CatalogError) as error:
         load_catalog_text(text, "services.yaml")
     (line,) = error.value.lines
-    assert line.startswith("services.yaml:14:18: services[0].stale_after: stale_after 32d")
+    assert line.startswith("services.yaml:15:18: services[0].stale_after: stale_after 32d")
     assert "(35d;" in line
     longer = load_catalog_text(text.replace("32d", "36d")).service("app")
     assert longer.stale_after == timedelta(days=36)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL_HEAD, SMALL_CATALOG, CliResult, run_module, snapshot_of
+from conftest import MINIMAL_HEAD as LINKED_HEAD
+from conftest import RUNBOOKS_LINE, SMALL_CATALOG, CliResult, run_module, snapshot_of
 
 from homeops_gen.catalog import load_catalog_text
 from homeops_gen.errors import CatalogError
@@ -59,6 +60,9 @@ ABS_PATH = "an absolute path of letters, digits and ._@+- (no spaces, quotes or 
 URL = "a URL (http, https, sftp or s3) without credentials, query or spaces"
 EXPIRE = "a backup would expire before the next one is taken; keep it longer or use '<n> copies'"
 NO_METHOD = "the service has no protection method (set methods, or remove it)"
+
+#: The tests' settings without the runbook link, so that positions stay as written here.
+MINIMAL_HEAD = LINKED_HEAD.replace(RUNBOOKS_LINE, "")
 
 
 def catalog(*services: str, head: str = MINIMAL_HEAD) -> str:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL_HEAD, REPO, CliResult, run_module, snapshot_of
+from conftest import MINIMAL_HEAD, REPO, RUNBOOKS_LINE, CliResult, run_module, snapshot_of
 
 from homeops_gen.catalog import load_catalog, load_catalog_text
 from homeops_gen.catalog.loader import CatalogPositions
 from homeops_gen.catalog.model import Catalog
+from homeops_gen.errors import CatalogError
 from homeops_gen.lint import RULES, LintFinding, lint_catalog
 
 Run = Callable[..., CliResult]
@@ -182,9 +183,13 @@ def test_rule_fires_at_the_field_responsible(case: Trigger) -> None:
     assert case.says in finding.message
 
 
+#: Rules about the settings rather than one service, each with its own tests below.
+SETTINGS_RULES = {"alerts-without-runbook-url"}
+
+
 def test_every_rule_has_a_triggering_case() -> None:
-    """A new rule in RULES needs its own case above."""
-    assert len({case.rule for case in TRIGGERS.values()}) == len(RULES)
+    """A new rule in RULES needs its own case above (or, for a settings rule, below)."""
+    assert len({case.rule for case in TRIGGERS.values()} | SETTINGS_RULES) == len(RULES)
 
 
 # --- ... and a close variant that does not ----------------------------------------------------
@@ -297,6 +302,28 @@ def test_every_rule_has_a_quiet_variant() -> None:
     assert {case.rule for case in QUIET.values()} == {c.rule for c in TRIGGERS.values()}
 
 
+def test_alerts_without_a_runbook_url_are_reported_once_at_settings_alerts() -> None:
+    unlinked = MINIMAL_HEAD.replace(RUNBOOKS_LINE, "")
+    text = catalog_text("storage: local-disk\nchurn: low\nengine: etcd\n", unlinked)
+    (finding,) = of_rule(lint_text(text), "alerts-without-runbook-url")
+    assert finding.severity == "warning"
+    assert finding.loc == ("settings", "alerts")
+    assert "settings.alerts.runbook_base_url" in finding.message
+    linked = catalog_text("storage: local-disk\nchurn: low\nengine: etcd\n")
+    assert of_rule(lint_text(linked), "alerts-without-runbook-url") == []
+    snapshots_only = catalog_text("storage: nfs\nchurn: low\nengine: files\n", unlinked)
+    assert of_rule(lint_text(snapshots_only), "alerts-without-runbook-url") == []
+
+
+@pytest.mark.parametrize(
+    "url", ["out/docs/runbooks", "sftp://nas/runbooks", "https://user:pw@git.example.com/x"]
+)
+def test_a_runbook_base_url_a_browser_cannot_open_is_rejected(url: str) -> None:
+    head = MINIMAL_HEAD.replace(RUNBOOKS_LINE, f"  alerts: {{runbook_base_url: '{url}'}}\n")
+    with pytest.raises(CatalogError, match="runbook_base_url"):
+        load_catalog_text(catalog_text("storage: nfs\nchurn: low\nengine: files\n", head))
+
+
 # --- ordering and positions across services --------------------------------------------------
 
 
@@ -356,9 +383,9 @@ WARNING_PREFIX = f"services.yaml:{WARNING_LINE}:{WARNING_COLUMN}: services[0].sn
 
 
 def test_error_position_is_the_rpo_value() -> None:
-    """The helper's arithmetic, checked once by hand: the service starts on line 7."""
-    assert MINIMAL_HEAD.count("\n") == 6
-    assert (ERROR_LINE, ERROR_COLUMN) == (12, 10)
+    """The helper's arithmetic, checked once by hand: the service starts on line 8."""
+    assert MINIMAL_HEAD.count("\n") == 7
+    assert (ERROR_LINE, ERROR_COLUMN) == (13, 10)
 
 
 @pytest.fixture

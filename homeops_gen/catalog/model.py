@@ -263,7 +263,8 @@ class Settings:
     garage_key_prefix: str
     lvm_snapshots: LvmSnapshots | None
     zfs_snapshots: tuple[ZfsSnapshots, ...]
-    runbook_base_url: str
+    #: Where the runbooks are published (``None``: alerts carry no runbook link).
+    runbook_base_url: str | None
     #: PromQL label matchers of the backup disk, and the free space below which to alert.
     backup_disk_selector: str | None
     backup_disk_min_free_percent: int

@@ -250,7 +250,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
     return Settings(
         lvm_snapshots=lvm,
         zfs_snapshots=_resolve_zfs(resolver, spec),
-        runbook_base_url=(spec.alerts.runbook_base_url or "out/docs/runbooks").rstrip("/"),
+        runbook_base_url=(spec.alerts.runbook_base_url or "").rstrip("/") or None,
         backup_disk_selector=spec.backup_disk.selector if spec.backup_disk else None,
         backup_disk_min_free_percent=spec.backup_disk.min_free_percent if spec.backup_disk else 10,
         alerts_namespace=spec.alerts.namespace,

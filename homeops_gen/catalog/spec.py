@@ -115,6 +115,15 @@ AbsPath = Annotated[
     ),
     AfterValidator(_no_dot_segments),
 ]
+#: A link a browser opens (Alertmanager's and Grafana's ``runbook_url``).
+WebUrl = Annotated[
+    str,
+    Matching(
+        r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~@+/-]*)?",
+        "an http or https URL without credentials, query or spaces",
+        2048,
+    ),
+]
 Url = Annotated[
     str,
     Matching(
@@ -398,9 +407,10 @@ class BackupDiskSpec(Spec):
 class AlertsSpec(Spec):
     #: Namespace of the PrometheusRule objects.
     namespace: DnsLabel = "monitoring"
-    #: Where the generated runbooks are published; alerts link ``<url>/restore-<service>.md``
-    #: (default: the path inside out/).
-    runbook_base_url: Url | None = None
+    #: Where the generated runbooks are published (your Git forge's view of
+    #: out/docs/runbooks); alerts link ``<url>/restore-<service>.md``. Without it the alerts
+    #: carry no ``runbook_url`` (lint warns): a path inside the repository opens nowhere.
+    runbook_base_url: WebUrl | None = None
     #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
     rule_labels: dict[
         Annotated[str, Matching(r"([a-z0-9.-]+/)?[A-Za-z0-9._-]+", "a label name", 253)],

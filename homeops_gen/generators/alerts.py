@@ -488,7 +488,8 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
     groups: list[RuleGroup] = []
     r2 = catalog.settings.volsync.r2 is not None
     for service in catalog.services:
-        runbook = f"{catalog.settings.runbook_base_url}/restore-{service.name}.md"
+        base = catalog.settings.runbook_base_url
+        runbook = f"{base}/restore-{service.name}.md" if base else ""
         families: list[tuple[str, list[Alert]]] = []
         if service.uses("dump"):
             families.append((f"backup-{service.name}", backup_job_alerts(service)))
