@@ -583,18 +583,17 @@ def _recovery_test(alert: Alert, step: dt.timedelta) -> dict[str, Any]:
         ]
         values = " ".join(f"{value(v)}x{count - 1}" for count, v in phases)
         series.append({"series": f"{metric}{_selector(dict(labels))}", "values": values})
-    silent = sorted({failed - step, firing - step, recovered, recovered + step})
-    checks = [{"eval_time": _at(t), "alertname": alert.name, "exp_alerts": []} for t in silent]
-    checks.append(
-        {"eval_time": _at(firing), "alertname": alert.name, "exp_alerts": [_expected(alert)]}
-    )
-    checks.sort(key=lambda c: _seconds_of(c["eval_time"]))
+    fires = dict.fromkeys((failed - step, firing - step, recovered, recovered + step), False)
+    fires[firing] = True
+    checks: list[dict[str, Any]] = [
+        {
+            "eval_time": _at(t),
+            "alertname": alert.name,
+            "exp_alerts": [_expected(alert)] if firing_then else [],
+        }
+        for t, firing_then in sorted(fires.items())
+    ]
     return {"interval": _at(step), "input_series": series, "alert_rule_test": checks}
-
-
-def _seconds_of(text: str) -> int:
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", text))
 
 
 def promtool_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
