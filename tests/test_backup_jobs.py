@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import MINIMAL_HEAD, REPO, require_tool
 from engines import FakePushgateway, parse_metrics
 from hcl import Expression, SecretRef, container, env_of, find_resources, load_tf, pod_spec
 from jobs import Job, backups, load_job, run_job
 
 from homeops_gen import load_catalog, load_catalog_text
+from homeops_gen.cli import main as homeops_gen_main
 from homeops_gen.errors import CatalogError
 from homeops_gen.hcl import hcl_heredoc, hcl_string
 
@@ -129,9 +131,17 @@ def test_postgresql_job_names_every_database() -> None:
 def test_etcd_runs_on_a_control_plane_node_with_its_client_certificates() -> None:
     body = cron_jobs("etcd")["backup"]
     pod = pod_spec(body)
-    assert pod["host_network"] is True
+    assert pod["host_network"] is True  # the endpoint is the node's loopback
+    assert pod["dns_policy"] == "ClusterFirstWithHostNet"
     assert pod["node_selector"] == {"node-role.kubernetes.io/control-plane": ""}
-    assert pod["toleration"][0]["key"] == "node-role.kubernetes.io/control-plane"
+    (toleration,) = pod["toleration"]
+    assert toleration == {
+        "key": "node-role.kubernetes.io/control-plane",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    }
+    # kubeadm's healthcheck-client.key is 0600 root: the pod reads it as root.
+    assert pod["security_context"][0] == {"run_as_user": "0", "run_as_group": "0"}
     volumes = {v["name"]: v for v in pod["volume"]}
     assert volumes["etcd-certs"]["host_path"][0]["path"] == "/etc/kubernetes/pki/etcd"
     mounts = {m["name"]: m for m in container(body, "backup")["volume_mount"]}
@@ -273,6 +283,83 @@ def test_job_settings_layer_service_over_settings_over_built_in() -> None:
         .job
     )
     assert (plain.image, plain.shell) == ("registry.lan/sqlite:1.0", "/bin/sh")
+
+
+def _app_affinity(pod: dict[str, object]) -> dict[str, str] | None:
+    """The labels of the pods a job must run beside (``None``: it may run anywhere)."""
+    if "affinity" not in pod:
+        return None
+    (affinity,) = pod["affinity"]  # type: ignore[misc]
+    (required,) = affinity["pod_affinity"][0]["required_during_scheduling_ignored_during_execution"]
+    assert required["topology_key"] == "kubernetes.io/hostname"
+    return required["label_selector"][0]["match_labels"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("name", "beside"),
+    [
+        ("vaultwarden", {"app.kubernetes.io/name": "vaultwarden"}),  # iSCSI: ReadWriteOnce
+        ("plotting-book", {"app.kubernetes.io/name": "plotting-book"}),
+        ("redis", {"app.kubernetes.io/name": "redis"}),
+        ("prometheus", None),  # its claim is on NFS: ReadWriteMany
+        ("postgresql", None),  # no claim: it dumps over the network
+    ],
+)
+def test_jobs_that_mount_a_readwriteonce_claim_run_beside_the_app(
+    name: str, beside: dict[str, str] | None
+) -> None:
+    for body in cron_jobs(name).values():
+        assert _app_affinity(pod_spec(body)) == beside
+
+
+PLACED = JOB_CATALOG.replace(
+    "    images: {sqlite: registry.lan/sqlite:1.0}\n",
+    "    images: {sqlite: registry.lan/sqlite:1.0}\n"
+    "    node_selector: {kubernetes.io/arch: amd64}\n"
+    "    tolerations: [{key: dedicated, operator: Equal, value: backup, effect: NoSchedule}]\n"
+    "    security_context: {run_as_user: 1000, run_as_group: 1000, fs_group: 1000,"
+    " run_as_non_root: true}\n",
+).replace(OWN_JOB, "    job: {app_labels: {app.kubernetes.io/instance: notes, role: web}}\n")
+
+
+def test_placement_from_the_catalog_reaches_the_cron_job_and_the_restore_job(
+    tmp_path: Path,
+) -> None:
+    from provider_schema import available_schemas, validate_text
+
+    catalog = tmp_path / "services.yaml"
+    catalog.write_text(PLACED)
+    out = tmp_path / "out"
+    assert homeops_gen_main(["--catalog", str(catalog), "--out", str(out), "-q"]) == 0
+    tf = out / "terraform/stacks/notes/backup.tf"
+    text = tf.read_text()
+    pod = pod_spec(find_resources(load_tf(tf), "kubernetes_cron_job_v1")["backup"])
+    assert pod["node_selector"] == {"kubernetes.io/arch": "amd64"}
+    assert pod["toleration"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}
+    ]
+    assert pod["security_context"][0] == {
+        "run_as_user": "1000",
+        "run_as_group": "1000",
+        "run_as_non_root": True,
+        "fs_group": "1000",
+    }
+    assert _app_affinity(pod) == {"app.kubernetes.io/instance": "notes", "role": "web"}
+    for schema in available_schemas():
+        assert validate_text(text, schema) == []
+    job = yaml.safe_load((out / "docs/runbooks/restore-notes/job.yaml").read_text())
+    spec = job["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}
+    ]
+    assert spec["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "runAsNonRoot": True,
+        "fsGroup": 1000,
+    }
+    assert "affinity" not in spec  # a restore runs with the app stopped
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,15 @@ class JobSettings:
     active_deadline_seconds: int | None
     requests: Mapping[str, str]
     limits: Mapping[str, str]
+    #: Where the pod may run: node labels, tolerated taints (each Kubernetes' toleration
+    #: fields, snake_case), and whose pods it must run beside (empty: anywhere).
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, str], ...]
+    security_context: Mapping[str, int | bool]
+    #: The app's pods' labels: a job mounting its ReadWriteOnce claim runs beside them.
+    app_labels: Mapping[str, str]
+    #: Whether the job's pod must run beside the app's (it mounts a ReadWriteOnce claim).
+    beside_app: bool
 
     def starting_deadline(self, schedule: Schedule) -> int:
         """Seconds a missed run may still start: a quarter of the largest gap, 60 s to 1 h.

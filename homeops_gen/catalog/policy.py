@@ -42,10 +42,12 @@ from homeops_gen.catalog.spec import (
     Method,
     ObjectStoreSpec,
     ResourcesSpec,
+    SecurityContextSpec,
     ServiceJobSpec,
     ServiceSpec,
     SettingsSpec,
     Spec,
+    TolerationSpec,
 )
 from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import (
@@ -817,12 +819,30 @@ def _resolve_backup_path(
     )
 
 
+#: Where etcd's backup must run: on a control-plane node (etcd listens there, its client
+#: certificates are on the host), as root (kubeadm writes the client key 0600).
+_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+ENGINE_PLACEMENT: dict[str, JobSpec] = {
+    "etcd": JobSpec(
+        node_selector={_CONTROL_PLANE: ""},
+        tolerations=(TolerationSpec(key=_CONTROL_PLANE, operator="Exists", effect="NoSchedule"),),
+        security_context=SecurityContextSpec(run_as_user=0, run_as_group=0),
+    ),
+}
+
+
 def _resolve_job(settings: SettingsSpec, spec: ServiceSpec) -> JobSettings:
     """Each knob from the service's ``job``, else ``settings.jobs``, else the built-in."""
     layers: list[JobSpec] = [j for j in (spec.job, settings.jobs, BUILTIN_JOB) if j is not None]
     image, shell = DEFAULT_IMAGES[spec.engine]
     own = spec.job or ServiceJobSpec()
     resources = _first(j.resources for j in layers)
+    placement = [*layers[:-1], ENGINE_PLACEMENT.get(spec.engine, JobSpec())]
+    node_selector = next((j.node_selector for j in placement if j.node_selector is not None), {})
+    tolerations = next((j.tolerations for j in placement if j.tolerations is not None), ())
+    security = next((j.security_context for j in placement if j.security_context), None)
+    block = getattr(spec, spec.engine, None)
+    mounts_claim = getattr(block, "claim", None) is not None
     return JobSettings(
         image=_first([own.image, settings.jobs.images.get(spec.engine), image]),
         shell=_first([own.shell, shell]),
@@ -838,6 +858,12 @@ def _resolve_job(settings: SettingsSpec, spec: ServiceSpec) -> JobSettings:
         ),
         requests=dict(sorted(resources.requests.items())),
         limits=dict(sorted(resources.limits.items())),
+        node_selector=dict(sorted(node_selector.items())),
+        tolerations=tuple(t.model_dump(exclude_none=True) for t in tolerations),
+        security_context=security.model_dump(exclude_none=True) if security else {},
+        app_labels=dict(sorted((own.app_labels or {"app.kubernetes.io/name": spec.name}).items())),
+        # Any claim but an NFS one is ReadWriteOnce: it attaches to one node at a time.
+        beside_app=mounts_claim and spec.storage != "nfs",
     )
 
 

@@ -115,6 +115,22 @@ AbsPath = Annotated[
     ),
     AfterValidator(_no_dot_segments),
 ]
+LabelName = Annotated[
+    str,
+    Matching(
+        r"([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?",
+        "a label name ([prefix/]name: letters, digits, '-', '_', '.')",
+        317,
+    ),
+]
+LabelValue = Annotated[
+    str,
+    Matching(
+        r"([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?",
+        "a label value (at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends)",
+        63,
+    ),
+]
 #: A link a browser opens (Alertmanager's and Grafana's ``runbook_url``).
 WebUrl = Annotated[
     str,
@@ -272,6 +288,24 @@ class DefaultsSpec(Spec):
     churn: dict[Churn, ChurnDefaultsSpec] = Field(default_factory=dict)
 
 
+class TolerationSpec(Spec):
+    """A pod toleration, as Kubernetes takes it (``operator: Exists`` matches any value)."""
+
+    key: LabelName | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class SecurityContextSpec(Spec):
+    """The job pod's security context (``runAsUser`` ...)."""
+
+    run_as_user: Annotated[int, Field(ge=0, le=2147483647)] | None = None
+    run_as_group: Annotated[int, Field(ge=0, le=2147483647)] | None = None
+    run_as_non_root: bool | None = None
+    fs_group: Annotated[int, Field(ge=0, le=2147483647)] | None = None
+
+
 class ResourcesSpec(Spec):
     requests: dict[Literal["cpu", "memory"], ResourceQuantity] = Field(default_factory=dict)
     limits: dict[Literal["cpu", "memory"], ResourceQuantity] = Field(default_factory=dict)
@@ -288,6 +322,13 @@ class JobSpec(Spec):
     backoff_limit: Annotated[int, Field(ge=0, le=20)] | None = None
     active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
     resources: ResourcesSpec | None = None
+    #: Nodes the job may run on (node labels); default: any (etcd: the control plane).
+    node_selector: dict[LabelName, LabelValue] | None = None
+    #: Taints the job tolerates; default: none (etcd: the control plane's).
+    tolerations: tuple[TolerationSpec, ...] | None = None
+    #: The pod's security context; default: the image's own user (etcd: root, to read
+    #: kubeadm's 0600 client key).
+    security_context: SecurityContextSpec | None = None
 
 
 class ServiceJobSpec(JobSpec):
@@ -295,6 +336,10 @@ class ServiceJobSpec(JobSpec):
     image: Image | None = None
     #: The image's shell; must support ``set -o pipefail`` (bash, busybox ash; not dash).
     shell: Literal["/bin/sh", "/bin/bash"] | None = None
+    #: Labels of the app's pods. A job that mounts the app's ReadWriteOnce claim (any
+    #: storage but nfs) must run on the node that has it attached: it gets a required pod
+    #: affinity to these pods (default: app.kubernetes.io/name: <service name>).
+    app_labels: dict[LabelName, LabelValue] | None = None
 
 
 class JobDefaultsSpec(JobSpec):
@@ -412,10 +457,7 @@ class AlertsSpec(Spec):
     #: carry no ``runbook_url`` (lint warns): a path inside the repository opens nowhere.
     runbook_base_url: WebUrl | None = None
     #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
-    rule_labels: dict[
-        Annotated[str, Matching(r"([a-z0-9.-]+/)?[A-Za-z0-9._-]+", "a label name", 253)],
-        Annotated[str, Matching(r"[A-Za-z0-9._-]*", "a label value", 63)],
-    ] = Field(default_factory=dict)
+    rule_labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
 
 
 class SettingsSpec(Spec):

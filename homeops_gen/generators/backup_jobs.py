@@ -11,6 +11,7 @@ shell text, so no value is ever parsed by the shell; the scripts quote every exp
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,6 @@ BACKUP_MOUNT = "/backup"
 #: The Pushgateway groups the scripts push to (see templates/scripts/).
 BACKUP_METRICS_JOB = "homeops_backup"
 INTEGRITY_METRICS_JOB = "homeops_integrity"
-_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,10 @@ class CronJob:
     env: tuple[EnvVar, ...]
     mounts: tuple[Mount, ...]
     volumes: tuple[Volume, ...]
-    control_plane: bool = False
+    #: The pod uses the node's network (etcd listening on the node's loopback).
+    host_network: bool = False
+    #: The pod must run beside the app's pods (it mounts their ReadWriteOnce claim).
+    beside_app: bool = False
     #: The Pushgateway job (group) the script pushes its metrics to.
     metrics_job: str = BACKUP_METRICS_JOB
 
@@ -201,7 +204,8 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
             mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
             volumes=(backup_volume, *volumes),
-            control_plane=service.engine == "etcd",
+            host_network=_on_loopback(service),
+            beside_app=service.job.beside_app,
         )
     ]
     if service.integrity is not None and isinstance(service.connection, SqliteSpec):
@@ -217,9 +221,19 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 mounts=tuple(mounts),
                 volumes=tuple(volumes),
                 metrics_job=INTEGRITY_METRICS_JOB,
+                beside_app=service.job.beside_app,
             )
         )
     return jobs
+
+
+def _on_loopback(service: Service) -> bool:
+    """Whether the engine is reached on the node's own loopback (etcd's 127.0.0.1:2379)."""
+    c = service.connection
+    if not isinstance(c, EtcdSpec):
+        return False
+    hosts = {urllib.parse.urlsplit(e).hostname for e in c.endpoints.split(",")}
+    return bool(hosts & {"127.0.0.1", "localhost", "::1"})
 
 
 def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, Any]:
@@ -237,7 +251,6 @@ def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, 
         "starting_deadline_seconds": service.job.starting_deadline(schedule),
         "active_deadline_seconds": service.job.active_deadline(schedule),
         "timezone": catalog.settings.timezone,
-        "control_plane_label": _CONTROL_PLANE,
     }
 
 

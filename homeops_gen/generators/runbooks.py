@@ -118,6 +118,12 @@ def _mounts(service: Service, backup: CronJob) -> list[dict[str, Any]]:
     return mounts
 
 
+def _camel(name: str) -> str:
+    """``run_as_user`` -> ``runAsUser``: the catalog's field names as Kubernetes spells them."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
     """The Job that runs ``restore.sh`` with the backup CronJob's image, env and volumes."""
     labels = {
@@ -133,13 +139,17 @@ def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
         "volumeMounts": _mounts(service, backup),
     }
     pod: dict[str, Any] = {"restartPolicy": "Never"}
-    if backup.control_plane:
-        label = "node-role.kubernetes.io/control-plane"
-        pod |= {
-            "hostNetwork": True,
-            "nodeSelector": {label: ""},
-            "tolerations": [{"key": label, "operator": "Exists", "effect": "NoSchedule"}],
-        }
+    if backup.host_network:
+        pod |= {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}
+    # The same placement as the backup, but no affinity to the app's pods: a restore runs
+    # with the app stopped (its ReadWriteOnce claim then attaches wherever the Job runs).
+    job = service.job
+    if job.node_selector:
+        pod["nodeSelector"] = dict(job.node_selector)
+    if job.tolerations:
+        pod["tolerations"] = [{_camel(k): v for k, v in t.items()} for t in job.tolerations]
+    if job.security_context:
+        pod["securityContext"] = {_camel(k): v for k, v in job.security_context.items()}
     pod |= {"containers": [container], "volumes": _volumes(service, backup)}
     return {
         "apiVersion": "batch/v1",

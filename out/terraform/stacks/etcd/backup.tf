@@ -46,16 +46,22 @@ resource "kubernetes_cron_job_v1" "backup" {
           }
           spec {
             restart_policy = "Never"
-            host_network   = true
-            # etcd listens on the control-plane node itself; its client certificates are
-            # read from the host.
+            # etcd listens on the node's loopback: the pod shares the node's network.
+            host_network = true
+            dns_policy   = "ClusterFirstWithHostNet"
             node_selector = {
               "node-role.kubernetes.io/control-plane" = ""
             }
+
             toleration {
               key      = "node-role.kubernetes.io/control-plane"
               operator = "Exists"
               effect   = "NoSchedule"
+            }
+
+            security_context {
+              run_as_user  = "0"
+              run_as_group = "0"
             }
 
             container {

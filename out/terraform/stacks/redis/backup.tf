@@ -47,6 +47,20 @@ resource "kubernetes_cron_job_v1" "backup" {
           spec {
             restart_policy = "Never"
 
+            # The app's claim is ReadWriteOnce: the job runs on the node that has it attached.
+            affinity {
+              pod_affinity {
+                required_during_scheduling_ignored_during_execution {
+                  label_selector {
+                    match_labels = {
+                      "app.kubernetes.io/name" = "redis"
+                    }
+                  }
+                  topology_key = "kubernetes.io/hostname"
+                }
+              }
+            }
+
             container {
               name    = "backup"
               image   = "docker.io/library/redis:7.4.2-alpine"
