@@ -12,7 +12,8 @@
 
 The chart holds exactly the objects of :func:`homeops_gen.objects.kubernetes_objects`:
 ``synth`` writes the same objects as the native ``out/kubernetes/`` files (the VolSync
-Component and the CNPG restore drills stay out, see :mod:`homeops_gen.objects`).
+Component, the CNPG folders' kustomize inputs and the CNPG restore drills stay out, see
+:mod:`homeops_gen.objects`).
 
 This is the only module that imports cdk8s (and with it jsii, which runs Node.js); the
 rest of homeops_gen, the command line included, never does.

@@ -3,6 +3,8 @@ the files generated for the service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from homeops_gen.catalog.loader import CatalogPositions
 from homeops_gen.catalog.model import Catalog, Origin, Service
 from homeops_gen.errors import Location
@@ -66,6 +68,38 @@ def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str,
             ("job.image", service.job.image, "job settings"),
             ("job.shell", service.job.shell, "job settings"),
         ]
+    if service.uses("volsync") and service.volsync is not None:
+        rows += _volsync_rows(service, positions)
+    return rows
+
+
+def _volsync_rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str, str]]:
+    app = service.volsync
+    assert app is not None
+    block: Location = ("services", service.index, "volsync")
+
+    def where(key: str, otherwise: str) -> str:
+        loc = (*block, key)
+        return f"catalog {positions.where(loc)}" if positions.has(loc) else otherwise
+
+    def counts(retain: Mapping[str, int]) -> str:
+        return ", ".join(f"{n} {period}" for period, n in retain.items() if n) or "nothing"
+
+    method_default = (
+        "policy: settings.volsync.copy_method where the class can take it"
+        if app.snapshot_class is not None
+        else f"policy: StorageClass {app.storage_class} has no CSI snapshots"
+    )
+    derived = "policy: counts left out are derived from the retention"
+    rows = [
+        ("volsync.copy_method", app.copy_method, where("copy_method", method_default)),
+        ("volsync.retain", counts(app.retain), where("retain", derived)),
+    ]
+    if app.r2_retain is not None:
+        rows.append(("volsync.r2_retain", counts(app.r2_retain), where("r2_retain", derived)))
+    else:
+        why = "offsite excluded" if not service.offsite.included else "no R2 store"
+        rows.append(("volsync.r2", "none", f"policy: {why}"))
     return rows
 
 

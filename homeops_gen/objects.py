@@ -20,7 +20,11 @@ Left out, because they are not objects to apply as they are:
 - ``kubernetes/cnpg/<namespace>/<cluster>/recovery.yaml``: the restore drill, applied *in
   place of* ``cluster.yaml`` (same ``Cluster`` name and namespace). Applied beside it, it
   would overwrite the running cluster's spec and move its WAL archive to the next
-  ``serverName``.
+  ``serverName``; ``recovery/``, the same drill as a Component for a Cluster that is the
+  user's;
+- ``kustomization.yaml``, ``cluster-patch.yaml`` and ``cluster-schema.yaml`` of a CNPG
+  folder: kustomize's inputs (the Component and its patch of the user's own Cluster, or an
+  owned cluster's Kustomization), not objects.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ KUBERNETES_ROOT = "kubernetes/"
 EXCLUDED_PATTERNS = (
     "kubernetes/components/**",
     "kubernetes/cnpg/*/*/recovery.yaml",
+    "kubernetes/cnpg/*/*/recovery/**",
+    "kubernetes/cnpg/*/*/kustomization.yaml",
+    "kubernetes/cnpg/*/*/cluster-patch.yaml",
+    "kubernetes/cnpg/*/*/cluster-schema.yaml",
 )
 _YAML_SUFFIXES = (".yaml", ".yml")
 

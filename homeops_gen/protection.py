@@ -10,6 +10,7 @@ gap of the sync that carries the copy off the site to the gap of the copy it car
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,6 +110,11 @@ DUMP_TITLES = {
 }
 
 
+def _keeps(counts: Mapping[str, int]) -> str:
+    """VolSync's ``retain`` counts for people: ``24 hourly, 14 daily``."""
+    return ", ".join(f"{n} {period}" for period, n in counts.items() if n) or "nothing"
+
+
 def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
     layers: list[Layer] = []
     schedule = service.schedule
@@ -133,19 +139,21 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 "volsync",
                 "VolSync Kopia (NFS)",
                 when(volsync.schedule),
-                str(service.retention),
+                _keeps(volsync.retain) if volsync.retain_set else str(service.retention),
                 volsync.schedule.max_gap(),
                 False,
                 schedules=(volsync.schedule,),
             )
         )
+        # None for an app kept out of the offsite copies: no R2 layer, nothing claimed.
         if volsync.r2_schedule is not None:
+            r2_keeps = volsync.r2_retain if volsync.r2_retain_set else None
             layers.append(
                 Layer(
                     "r2",
                     "VolSync restic (R2)",
                     when(volsync.r2_schedule),
-                    str(service.retention),
+                    _keeps(r2_keeps) if r2_keeps else str(service.retention),
                     volsync.r2_schedule.max_gap(),
                     True,
                     schedules=(volsync.r2_schedule,),
@@ -154,7 +162,7 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
     cluster = service.cnpg
     if service.uses("cnpg") and cluster is not None:
         base = cluster.base_schedule
-        where = f"{cluster.store_name} s3://{cluster.store.bucket}/{cluster.server_name}"
+        where = f"{cluster.store_name} {cluster.destination_path}{cluster.server_name}"
         offsite = cluster.store.provider in ("r2", "s3")
         layers += [
             Layer(

@@ -153,12 +153,14 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
         if service.uses("volsync"):
             assert names[f"volsync-{service.name}"] == {"VolSyncOutOfSync", "VolSyncSourceAbsent"}
             sources = {r["labels"]["replication_source"] for r in groups[f"volsync-{service.name}"]}
-            assert sources == {service.name, f"{service.name}-r2"}
+            assert service.volsync is not None
+            copied = service.volsync.r2_schedule is not None  # offsite-included, R2 store
+            assert sources == {service.name} | ({f"{service.name}-r2"} if copied else set())
             for rule in groups[f"volsync-{service.name}"]:
                 assert 'role="source"' in rule["expr"]  # bootstrap destinations never sync
         if service.uses("cnpg"):
             assert service.cnpg is not None
-            assert names[f"cnpg-{service.cnpg.name}"] == {
+            assert names[f"cnpg-{service.cnpg.key}"] == {
                 "CNPGWALArchivingFailing",
                 "CNPGBaseBackupStale",
             }
@@ -177,7 +179,7 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
 
 
 def test_cnpg_alerts_read_the_metrics_of_their_mode() -> None:
-    rules = {r["alert"]: r for r in alerts_by_group()["cnpg-pg-cluster"]}
+    rules = {r["alert"]: r for r in alerts_by_group()["cnpg-dbaas-pg-cluster"]}
     stale = rules["CNPGBaseBackupStale"]["expr"]
     assert "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp" in stale
     assert 'pod=~"pg-cluster-[0-9]+"' in stale
@@ -218,7 +220,7 @@ def test_no_stale_threshold_is_shorter_than_its_schedules_largest_gap() -> None:
                 )
             elif kind == "cnpg":
                 cluster = next(
-                    s.cnpg for s in CATALOG.services if s.cnpg is not None and s.cnpg.name == name
+                    s.cnpg for s in CATALOG.services if s.cnpg is not None and s.cnpg.key == name
                 )
                 schedule = Schedule(cluster.backup_schedule.split(" ", 1)[1])
             elif "incremental" in match["selector"]:
@@ -281,3 +283,34 @@ def test_a_catalog_threshold_shorter_than_the_gap_names_both_numbers() -> None:
     assert "(35d;" in line
     longer = load_catalog_text(text.replace("32d", "36d")).service("app")
     assert longer.stale_after == timedelta(days=36)
+
+
+# --- the Pushgateway scrape the rules depend on --------------------------------------------------
+
+
+def test_the_pushgateway_is_scraped_with_honor_labels_in_its_own_namespace() -> None:
+    """The rules match job="homeops_backup": only honor_labels keeps the pushed job label."""
+    monitor = load(OUT / "kubernetes/monitoring/pushgateway-servicemonitor.yaml")
+    assert monitor["kind"] == "ServiceMonitor"
+    assert monitor["metadata"]["namespace"] == "monitoring"  # from settings.pushgateway's host
+    assert monitor["metadata"]["labels"] == {"release": "kube-prometheus-stack"}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "http", "path": "/metrics", "honorLabels": True}
+    assert monitor["spec"]["selector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "prometheus-pushgateway"}
+    }
+    for rules in RULES.glob("backup-*.rules.yaml"):
+        assert 'job="homeops_backup"' in rules.read_text()
+
+
+def test_a_catalog_that_scrapes_the_pushgateway_itself_gets_no_servicemonitor() -> None:
+    from homeops_gen import build_plan
+
+    body = "  - {name: app, namespace: app, storage: local-disk, churn: low, engine: etcd}\n"
+    own = MINIMAL_HEAD.replace(
+        "  alerts: {", "  alerts: {pushgateway_scrape: {servicemonitor: false}, "
+    )
+    paths = {f.path for f in build_plan(load_catalog_text(own + body)).files}
+    assert "kubernetes/monitoring/pushgateway-servicemonitor.yaml" not in paths
+    paths = {f.path for f in build_plan(load_catalog_text(MINIMAL_HEAD + body)).files}
+    assert "kubernetes/monitoring/pushgateway-servicemonitor.yaml" in paths

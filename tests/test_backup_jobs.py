@@ -144,8 +144,13 @@ def test_etcd_runs_on_a_control_plane_node_with_its_client_certificates() -> Non
     assert pod["security_context"][0] == {"run_as_user": "0", "run_as_group": "0"}
     volumes = {v["name"]: v for v in pod["volume"]}
     assert volumes["etcd-certs"]["host_path"][0]["path"] == "/etc/kubernetes/pki/etcd"
-    mounts = {m["name"]: m for m in container(body, "backup")["volume_mount"]}
+    # Only the snapshot container reads the certificates; the script only sees the snapshot.
+    snapshot, check = pod["init_container"]
+    mounts = {m["name"]: m for m in snapshot["volume_mount"]}
     assert mounts["etcd-certs"]["read_only"] is True
+    assert "etcd-certs" not in {m["name"] for m in check["volume_mount"]}
+    script_mounts = {m["name"] for m in container(body, "backup")["volume_mount"]}
+    assert script_mounts == {"backup", "snapshot"}
 
 
 def test_vaultwarden_has_an_hourly_integrity_check_job() -> None:

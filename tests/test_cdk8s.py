@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
+from test_cnpg import OWNED
 
 from homeops_gen import build_plan, load_catalog, load_catalog_text, render_plan, write_output
 from homeops_gen.objects import kubernetes_objects
@@ -91,14 +92,20 @@ def require_module(name: str) -> ModuleType:
 # ---------------------------------------------------------------------------- the oracle
 
 
+#: A CNPG folder's kustomize inputs (its Component or Kustomization, the patch of the user's
+#: Cluster, the patch's schema) and the owned cluster's restore drill.
+CNPG_INPUTS = {"kustomization.yaml", "cluster-patch.yaml", "cluster-schema.yaml", "recovery.yaml"}
+
+
 def is_native_object_file(relative: str) -> bool:
-    """The oracle's own choice of files: ``kubernetes/`` minus the Component and the drills."""
+    """The oracle's own choice of files: ``kubernetes/`` minus the Components and the drills."""
     parts = relative.split("/")
     return (
         parts[0] == "kubernetes"
         and relative.endswith((".yaml", ".yml"))
         and parts[1] != "components"
-        and not (parts[1] == "cnpg" and parts[-1] == "recovery.yaml")
+        # kubernetes/cnpg/<namespace>/<cluster>/<file>; recovery/ below it is the drill
+        and not (parts[1] == "cnpg" and (parts[-1] in CNPG_INPUTS or len(parts) > 5))
     )
 
 
@@ -166,12 +173,12 @@ def test_synth_of_the_reference_catalog_is_the_committed_output(tmp_path: Path) 
     assert {
         "ConfigMap",
         "KopiaMaintenance",
-        "Cluster",
         "ScheduledBackup",
         "ObjectStore",
         "ExternalSecret",
         "PrometheusRule",
     } <= kinds
+    assert "Cluster" not in kinds  # the reference clusters are the user's: only patched
 
 
 @pytest.mark.parametrize("text", [SMALL_CATALOG, MIXED_CATALOG], ids=["small", "mixed"])
@@ -194,7 +201,11 @@ def test_chart_labels_merge_in_without_renaming(tmp_path: Path) -> None:
 def test_the_chart_holds_no_placeholder_and_no_restore_drill(tmp_path: Path) -> None:
     synthesized = synth(tmp_path, REFERENCE)
     assert "${" not in json.dumps(synthesized)
-    clusters = [o for o in synthesized if o["kind"] == "Cluster"]
+    # The reference clusters are the user's: the chart adds their archiving objects only.
+    assert not [o for o in synthesized if o["kind"] == "Cluster"]
+    assert [o for o in synthesized if o["kind"] == "ScheduledBackup"]
+    owned = synth(tmp_path / "owned", load_catalog_text(OWNED))
+    clusters = [o for o in owned if o["kind"] == "Cluster"]
     assert clusters and all("bootstrap" not in o["spec"] for o in clusters)
 
 
@@ -213,12 +224,13 @@ def test_kubernetes_objects_of_the_reference_catalog_are_the_committed_ones() ->
     assert kubernetes_objects(REFERENCE) == native_objects(REPO / "out")
 
 
-def test_the_left_out_restore_drills_would_clash_with_their_clusters() -> None:
+def test_the_left_out_restore_drills_would_clash_with_their_clusters(tmp_path: Path) -> None:
     """Why ``recovery.yaml`` stays out: each drill is a second ``Cluster`` of the same name."""
-    out = REPO / "out" / "kubernetes" / "cnpg"
-    drills = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*/*/recovery.yaml"))]
+    catalog, out = write_native(tmp_path, OWNED)
+    folder = out / "kubernetes" / "cnpg"
+    drills = [yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*/*/recovery.yaml"))]
     assert drills
-    included = {identity(o) for o in kubernetes_objects(REFERENCE)}
+    included = {identity(o) for o in kubernetes_objects(catalog)}
     assert all(identity(d) in included for d in drills)
 
 

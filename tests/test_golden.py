@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
-from test_cnpg import LEGACY
+from test_cnpg import LEGACY, OWNED
 
 from homeops_gen import build_plan, load_catalog, load_catalog_text, render_plan
 from homeops_gen.plan import MANIFEST_NAME
@@ -42,6 +42,7 @@ INLINE_CATALOGS = {
     "no-services": MINIMAL_HEAD + "  []\n",
     "small": SMALL_CATALOG,
     "cnpg-in-tree": LEGACY,
+    "cnpg-owned": OWNED,
 }
 
 

@@ -142,6 +142,7 @@ def test_engine_block_defaults_are_filled_in() -> None:
     assert service.connection.model_dump() == {
         "endpoints": "https://127.0.0.1:2379",
         "cert_dir": "/etc/kubernetes/pki/etcd",
+        "tools_image": "registry.k8s.io/etcd:3.5.17-0",
     }
 
 

@@ -10,10 +10,10 @@ without a half-written backup and without touching older backups.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -673,106 +673,6 @@ def test_prometheus_accepts_any_valid_json_answer(
 
 
 # --------------------------------------------------------------------------------------------
-# etcd (stubbed etcdctl / etcdutl)
-# --------------------------------------------------------------------------------------------
-
-DAY = 24 * 3600
-
-
-def aged(folder: Path, days: float) -> Path:
-    stamp = time.time() - days * DAY
-    os.utime(folder, (stamp, stamp))
-    return folder
-
-
-@pytest.mark.parametrize("etcdutl", [False, True], ids=["etcdctl-status", "etcdutl-status"])
-def test_etcd_snapshot_arguments_and_retention(
-    etcdutl: bool, stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
-) -> None:
-    job = load_job(STACKS / "etcd")
-    assert job.env["RETENTION_MINUTES"] == str(30 * 24 * 60)
-    stubs.stub(
-        "etcdctl",
-        output_after="save",
-        output_content="etcd-snapshot\x00bytes",
-        record_env=("ETCDCTL_API",),
-    )
-    if etcdutl:
-        stubs.stub("etcdutl", stdout="| HASH | REVISION |\n")
-    host_bin = without_programs(tmp_path / "host-bin", "etcdctl", "etcdutl")
-    backup_dir = tmp_path / "backup"
-    cert_dir = tmp_path / "pki" / "etcd"
-    expired = aged(old_backup(backup_dir, "etcd-20240101T000000Z"), 31)
-    kept = aged(old_backup(backup_dir, "etcd-20240201T000000Z"), 29)
-    foreign = aged(old_backup(backup_dir, "vault-20240101T000000Z"), 400)
-
-    started = time.time()
-    result = run_job(
-        job,
-        {
-            **common_env(backup_dir, pushgateway),
-            "ETCD_CERT_DIR": str(cert_dir),
-            "PATH": str(host_bin),
-        },
-        path=[stubs.bin_dir],
-    )
-    ended = time.time()
-
-    succeeded(result)
-    (new,) = set(backups(backup_dir, "etcd")) - {kept.name}
-    assert re.fullmatch(rf"etcd-{STAMP.pattern}", new)
-    folder = backup_dir / new
-    assert not expired.exists()  # older than RETENTION_MINUTES
-    assert sorted(p.name for p in backup_dir.iterdir()) == sorted([kept.name, new, foreign.name])
-    assert (kept / "data").read_bytes() == b"older backup\n"
-    no_leftovers(backup_dir)
-    assert [p.name for p in folder.iterdir()] == ["snapshot.db"]
-    assert (folder / "snapshot.db").read_bytes() == b"etcd-snapshot\x00bytes"
-    check_metrics(the_push(pushgateway, "etcd"), folder, started, ended)
-
-    work = backup_dir / f".{folder.name}.partial" / "snapshot.db"
-    save = [
-        f"--endpoints={job.env['ETCD_ENDPOINTS']}",
-        f"--cacert={cert_dir}/ca.crt",
-        f"--cert={cert_dir}/healthcheck-client.crt",
-        f"--key={cert_dir}/healthcheck-client.key",
-        "snapshot",
-        "save",
-        str(work),
-    ]
-    status = ["snapshot", "status", str(work), "--write-out=table"]
-    if etcdutl:
-        assert stubs.argv("etcdctl") == [save]
-        assert stubs.argv("etcdutl") == [status]
-    else:
-        assert stubs.argv("etcdctl") == [save, status]
-    assert all(call.env == {"ETCDCTL_API": "3"} for call in stubs.calls("etcdctl"))
-
-
-def test_etcd_failing_etcdctl_fails_and_reports_it(
-    stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
-) -> None:
-    job = load_job(STACKS / "etcd")
-    stubs.stub("etcdctl", 'echo "Error: context deadline exceeded" >&2', exit_code=1)
-    backup_dir = tmp_path / "backup"
-    older = old_backup(backup_dir, "etcd-20240101T000000Z")
-    before = files_of(backup_dir)
-
-    result = run_job(
-        job,
-        {**common_env(backup_dir, pushgateway), "ETCD_CERT_DIR": str(tmp_path / "pki")},
-        path=[stubs.bin_dir],
-    )
-
-    failed(result)
-    assert "context deadline exceeded" in result.stderr
-    assert len(stubs.argv("etcdctl")) == 1  # no status check of a snapshot that was not saved
-    pushgateway.failure_report("etcd")
-    assert backups(backup_dir, "etcd") == [older.name]
-    assert files_of(backup_dir) == before
-
-
-# --------------------------------------------------------------------------------------------
 # Vault (stubbed vault CLI)
 # --------------------------------------------------------------------------------------------
 
@@ -930,13 +830,15 @@ def test_push_is_valid_prometheus_text(transport: str, stubs: StubRecorder, tmp_
     """Each of http_post's transports must send what a real Pushgateway accepts."""
     require_tool(transport if transport != "dev-tcp" else "bash")
     removed = {"curl": (), "wget": ("curl",), "dev-tcp": ("curl", "wget")}[transport]
-    job = load_job(STACKS / "etcd")  # bash, so every transport is available
-    stubs.stub("etcdctl", output_after="save")
+    # The etcd script (it only keeps a snapshot), under bash so every transport is there.
+    job = dataclasses.replace(load_job(STACKS / "etcd"), shell="/bin/bash")
+    snapshot = tmp_path / "snapshot.db"
+    snapshot.write_bytes(b"etcd-snapshot\x00bytes")
     backup_dir = tmp_path / "backup"
     with StrictPushgateway() as strict:
         overrides = {
             **common_env(backup_dir, strict),
-            "ETCD_CERT_DIR": str(tmp_path / "pki"),
+            "ETCD_SNAPSHOT": str(snapshot),
             "PATH": str(without_programs(tmp_path / "bin", *removed)),
         }
         result = run_job(job, overrides, path=[stubs.bin_dir])

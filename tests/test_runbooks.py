@@ -41,7 +41,7 @@ from hcl import (
     load_tf,
     pod_spec,
 )
-from jobs import Job, fake_clock, load_job, run_job, without_programs
+from jobs import Job, fake_clock, load_job, run_job
 from test_backup_jobs import corrupt
 from test_recipes import (
     MARIADB_QUERY,
@@ -105,9 +105,11 @@ def job_manifest(service: str, runbooks: Path = RUNBOOKS) -> dict[str, Any]:
 
 
 def job_container(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    (only,) = manifest["spec"]["template"]["spec"]["containers"]
-    box: dict[str, Any] = only
-    return box
+    """The container that runs restore.sh (etcd: the init container before etcdctl's)."""
+    pod = manifest["spec"]["template"]["spec"]
+    boxes = [*pod.get("initContainers", []), *pod["containers"]]
+    (box,) = [b for b in boxes if b["command"][-1].endswith("/restore.sh")]
+    return box  # type: ignore[no-any-return]
 
 
 def job_env(box: Mapping[str, Any]) -> dict[str, str | SecretRef]:
@@ -281,8 +283,9 @@ def test_restore_job_mounts_the_backup_volume_read_only_and_the_same_data(servic
     mounts = {m["name"]: m for m in box["volumeMounts"]}
     assert len(volumes) == len(pod["volumes"]) and len(mounts) == len(box["volumeMounts"])
     assert set(mounts) == set(volumes)
-    backup_volumes = {v["name"]: v for v in backup.pod["volume"]}
     backup_mounts = {m["name"]: m for m in backup.container["volume_mount"]}
+    # The volumes the backup's script mounts (etcd's certificates are its init container's).
+    backup_volumes = {v["name"]: v for v in backup.pod["volume"] if v["name"] in backup_mounts}
 
     # The NFS backup volume: the claim the stack's module creates, mounted where BACKUP_DIR says.
     (nfs,) = (
@@ -316,6 +319,9 @@ def test_restore_job_mounts_the_backup_volume_read_only_and_the_same_data(servic
             assert not volumes[name]["persistentVolumeClaim"].get("readOnly", False), name
             assert not mounts[name].get("readOnly", False), name
             data_claims.add(source["claim_name"])
+        elif "empty_dir" in volume:  # etcd's snapshot: the restore's script writes it
+            assert volumes[name] == {"name": name, "emptyDir": {}}
+            assert not mounts[name].get("readOnly", False), name
         else:
             (source,) = volume["host_path"]
             assert volumes[name]["hostPath"] == source, name
@@ -1026,77 +1032,6 @@ def test_vault_restore_of_a_bad_snapshot_never_restores(
     failed(result)
     verbs = [argv[3] for argv in stubs.argv("vault")]
     assert verbs == ([] if case == "empty-snapshot" else ["inspect"])
-
-
-# --- etcd (stubbed etcdutl / etcdctl) --------------------------------------------------------
-
-
-def etcd_backup(
-    stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
-) -> tuple[Path, Path]:
-    """A snapshot taken by the stack's job with a stubbed etcdctl, on a host with neither
-    etcdctl nor etcdutl; returns the backup folder and that host's PATH. Calls are reset."""
-    stubs.stub("etcdctl", output_after="save", output_content="etcd-snapshot\x00bytes")
-    host_bin = without_programs(tmp_path / "host-bin", "etcdctl", "etcdutl")
-    backup_dir = tmp_path / "backup"
-    overrides = {
-        **common_env(backup_dir, pushgateway),
-        "ETCD_CERT_DIR": str(tmp_path / "pki"),
-        "PATH": str(host_bin),
-    }
-    succeeded(run_job(load_job(STACKS / "etcd"), overrides, path=[stubs.bin_dir]))
-    stubs.log.unlink()
-    return the_backup(backup_dir, "etcd"), host_bin
-
-
-@pytest.mark.parametrize("tool", ["etcdutl", "etcdctl"])
-def test_etcd_restore_checks_then_restores_into_a_new_data_dir(
-    tool: str, stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
-) -> None:
-    folder, host_bin = etcd_backup(stubs, pushgateway, tmp_path)
-    if tool == "etcdutl":  # preferred when the image has it; etcdctl stays stubbed
-        stubs.stub("etcdutl", stdout="| HASH | REVISION |\n")
-    root = tmp_path / "etcd-restore"
-    root.mkdir()
-    job = load_restore("etcd")
-    assert job.shell == "/bin/bash"
-
-    result = run_restore(
-        job,
-        {"BACKUP_DIR": str(folder.parent), "ETCD_RESTORE_ROOT": str(root), "PATH": str(host_bin)},
-        path=[stubs.bin_dir, clock(tmp_path)],
-    )
-
-    succeeded(result)
-    snapshot = str(folder / "snapshot.db")
-    target = root / f"data-{utc_stamp(RESTORE_EPOCH)}"
-    assert stubs.argv(tool) == [
-        ["snapshot", "status", snapshot, "--write-out=table"],
-        ["snapshot", "restore", snapshot, f"--data-dir={target}"],
-    ]
-    assert [call.name for call in stubs.calls()] == [tool, tool]
-    assert f"restored into {target}" in result.stderr
-
-
-def test_etcd_restore_never_writes_into_an_existing_data_dir(
-    stubs: StubRecorder, pushgateway: FakePushgateway, tmp_path: Path
-) -> None:
-    folder, host_bin = etcd_backup(stubs, pushgateway, tmp_path)
-    stubs.stub("etcdutl")
-    root = tmp_path / "etcd-restore"
-    (root / f"data-{utc_stamp(RESTORE_EPOCH)}" / "member").mkdir(parents=True)
-    before = snapshot_of(root)
-
-    result = run_restore(
-        load_restore("etcd"),
-        {"BACKUP_DIR": str(folder.parent), "ETCD_RESTORE_ROOT": str(root), "PATH": str(host_bin)},
-        path=[stubs.bin_dir, clock(tmp_path)],
-    )
-
-    failed(result)
-    assert "already exists" in result.stderr
-    assert [argv[:2] for argv in stubs.argv("etcdutl")] == [["snapshot", "status"]]
-    assert snapshot_of(root) == before
 
 
 # --- Prometheus ------------------------------------------------------------------------------

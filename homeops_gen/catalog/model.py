@@ -151,7 +151,8 @@ class VolsyncSettings:
     nfs_server: str
     kopia_nfs_path: str
     storage_class: str
-    snapshot_class: str
+    #: ``None``: the default class has no CSI snapshots.
+    snapshot_class: str | None
     cache_storage_class: str
     cache_capacity: str
     uid: int
@@ -167,6 +168,8 @@ class VolsyncSettings:
     maintenance_namespace: str
     maintenance_schedule: Schedule
     flux_namespace: str
+    #: The sources' copyMethod for classes with CSI snapshots.
+    copy_method: str = "Snapshot"
 
 
 @dataclass(frozen=True)
@@ -178,13 +181,26 @@ class VolsyncApp:
     access_mode: str
     cache_capacity: str
     storage_class: str
-    snapshot_class: str
+    #: ``None``: the class has no CSI snapshots (the bootstrap restores directly into the
+    #: claim instead of through the volume populator, which needs a VolumeSnapshot).
+    snapshot_class: str | None
     uid: int
     gid: int
-    #: The R2 schedule (``None`` without R2).
+    #: The R2 schedule (``None``: no copy to R2, for lack of a store or because the service
+    #: is kept out of the offsite copies).
     r2_schedule: Schedule | None
     #: The app's own schedule as the VolSync controller runs it.
     schedule: Schedule
+    #: The sources' ``copyMethod``: Snapshot, Clone or Direct.
+    copy_method: str = "Snapshot"
+    #: Kopia's ``retain`` counts (hourly, daily, weekly, monthly, yearly).
+    retain: Mapping[str, int] = field(default_factory=dict)
+    #: restic's ``retain`` counts on R2 (``None`` without R2).
+    r2_retain: Mapping[str, int] | None = None
+    #: Whether the catalog set the counts (``volsync.retain`` / ``r2_retain``) rather than
+    #: the service's retention.
+    retain_set: bool = False
+    r2_retain_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,13 +225,21 @@ class CnpgCluster:
     name: str
     namespace: str
     mode: str
-    instances: int
-    storage_size: str
+    #: Whether homeops_gen generates the whole Cluster; otherwise a Component patches the
+    #: user's own Cluster and leaves its spec (instances, storage, image, ...) alone.
+    owned: bool
+    #: The owned Cluster's spec (``None`` when the Cluster is the user's).
+    instances: int | None
+    storage_size: str | None
     storage_class: str | None
     image: str | None
+    #: ``spec.enableSuperuserAccess: true``: the service's dump job reads
+    #: ``<cluster>-superuser``, which CNPG keeps only then.
+    superuser_access: bool
     store_name: str
     store: ObjectStoreSpec
-    #: ``s3://<bucket>/``: the plugin and barman add ``<serverName>/`` below it.
+    #: ``s3://<bucket>/<namespace>/``: the plugin and barman add ``<serverName>/`` below it,
+    #: so same-name clusters of two namespaces never share an archive.
     destination_path: str
     server_name: str
     #: The serverName a cluster restored from this archive must archive under.
@@ -238,6 +262,16 @@ class CnpgCluster:
         """The ScheduledBackup's six-field cron (seconds first), in the operator's zone."""
         return self.base_schedule.timing.cron
 
+    @property
+    def key(self) -> str:
+        """``<namespace>-<cluster>``: unique per cluster, in file and rule-group names."""
+        return f"{self.namespace}-{self.name}"
+
+    @property
+    def folder(self) -> str:
+        """The output folder of the cluster's archiving (a Component, or the owned Cluster)."""
+        return f"kubernetes/cnpg/{self.namespace}/{self.name}"
+
 
 @dataclass(frozen=True)
 class NfsVolumeModule:
@@ -245,6 +279,13 @@ class NfsVolumeModule:
     claim_output: str
     #: Whether homeops_gen generates the module (``source`` is then relative to a stack).
     generated: bool
+
+
+@dataclass(frozen=True)
+class PushgatewayScrape:
+    namespace: str
+    service_labels: Mapping[str, str]
+    port: str
 
 
 @dataclass(frozen=True)
@@ -257,6 +298,8 @@ class Settings:
     nfs_server: str
     nfs_backup_root: str
     pushgateway: str
+    #: The ServiceMonitor to generate for the Pushgateway (``None``: the user scrapes it).
+    pushgateway_scrape: PushgatewayScrape | None
     object_stores: Mapping[str, ObjectStoreSpec]
     offsite_target: str | None
     offsite_incremental: Schedule | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from homeops_gen.catalog.model import (
     NfsVolumeModule,
     Offsite,
     Origin,
+    PushgatewayScrape,
     Retention,
     Service,
     Settings,
@@ -41,13 +43,16 @@ from homeops_gen.catalog.spec import (
     JobSpec,
     Method,
     ObjectStoreSpec,
+    PostgresqlSpec,
     ResourcesSpec,
+    SecretRef,
     SecurityContextSpec,
     ServiceJobSpec,
     ServiceSpec,
     SettingsSpec,
     Spec,
     TolerationSpec,
+    VolsyncRetainSpec,
 )
 from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import (
@@ -89,7 +94,8 @@ DEFAULT_IMAGES: dict[str, tuple[str, str]] = {
     "postgresql": ("docker.io/library/postgres:17.2", "/bin/bash"),
     "mysql": ("docker.io/library/mariadb:11.4.4", "/bin/bash"),
     "sqlite": ("docker.io/keinos/sqlite3:3.47.2", "/bin/sh"),
-    "etcd": ("docker.io/bitnami/etcd:3.5.17", "/bin/bash"),
+    # The script only moves the snapshot the tools image's etcdctl took (see EtcdSpec).
+    "etcd": ("docker.io/library/alpine:3.21.0", "/bin/sh"),
     "vault": ("docker.io/hashicorp/vault:1.18.3", "/bin/sh"),
     "redis": ("docker.io/library/redis:7.4.2-alpine", "/bin/sh"),
     "dragonfly": ("docker.io/library/redis:7.4.2-alpine", "/bin/sh"),
@@ -220,6 +226,7 @@ def _resolve(
         if (service := _resolve_service(resolver, index, service_spec)) is not None
     ]
     _check_unique(resolver, indexed, services)
+    _check_cnpg_clusters(resolver, indexed)
     return settings, services
 
 
@@ -256,6 +263,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         backup_disk_selector=spec.backup_disk.selector if spec.backup_disk else None,
         backup_disk_min_free_percent=spec.backup_disk.min_free_percent if spec.backup_disk else 10,
         alerts_namespace=spec.alerts.namespace,
+        pushgateway_scrape=_pushgateway_scrape(spec),
         alert_rule_labels=dict(sorted(spec.alerts.rule_labels.items())),
         volsync=volsync,
         secret_store_kind=spec.secret_store.kind,
@@ -358,6 +366,19 @@ def _gap_date(schedule: Schedule) -> str:
     return f", from the run of {local:%Y-%m-%d %H:%M %Z}"
 
 
+def _pushgateway_scrape(spec: SettingsSpec) -> PushgatewayScrape | None:
+    scrape = spec.alerts.pushgateway_scrape
+    if not scrape.servicemonitor:
+        return None
+    host = (urllib.parse.urlsplit(spec.pushgateway).hostname or "").split(".")
+    from_url = host[1] if len(host) >= 3 and host[2] == "svc" else None
+    return PushgatewayScrape(
+        namespace=scrape.namespace or from_url or spec.alerts.namespace,
+        service_labels=dict(sorted(scrape.service_labels.items())),
+        port=scrape.port,
+    )
+
+
 def _r2_store(spec: SettingsSpec) -> ObjectStoreSpec | None:
     """The object store VolSync copies offsite to: the named one, else the first R2 store."""
     name = spec.volsync.r2_object_store
@@ -384,14 +405,29 @@ def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> Volsyn
         v.maintenance_cadence, "kopia-maintenance", (*loc, "maintenance_cadence"), "volsync"
     )
     resolver.cadence(v.r2_cadence, "volsync-r2", (*loc, "r2_cadence"), "volsync")
+    for storage, entry in sorted(v.classes.items()):
+        if entry.snapshot_class is not None and entry.storage_class in NO_CSI_SNAPSHOTS:
+            resolver.report(
+                (*loc, "classes", storage, "snapshot_class"),
+                f"StorageClass '{entry.storage_class}' has no CSI snapshots "
+                f"({NO_CSI_SNAPSHOTS[entry.storage_class]}): leave snapshot_class out",
+            )
     if maintenance is None:
         return None
     default_class = v.classes.get("local-hostpath")
+    storage_class = default_class.storage_class if default_class else "local-hostpath"
+    snapshot_class = default_class.snapshot_class if default_class else "local-hostpath-snapshot"
+    if storage_class in NO_CSI_SNAPSHOTS:
+        snapshot_class = None
+    # The component's own default: what an app of the default class gets.
+    copy_method = v.copy_method
+    if (copy_method == "Snapshot" and snapshot_class is None) or storage_class in NO_CSI_SNAPSHOTS:
+        copy_method = "Direct"
     return VolsyncSettings(
         nfs_server=spec.nfs.server,
         kopia_nfs_path=v.kopia_nfs_path or f"{spec.nfs.backup_root.rstrip('/')}/volsync-kopia",
-        storage_class=default_class.storage_class if default_class else "local-hostpath",
-        snapshot_class=default_class.snapshot_class if default_class else "local-hostpath-snapshot",
+        storage_class=storage_class,
+        snapshot_class=snapshot_class,
         cache_storage_class=v.cache_storage_class,
         cache_capacity=v.cache_capacity,
         uid=v.uid,
@@ -406,11 +442,79 @@ def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> Volsyn
         maintenance_namespace=v.maintenance_namespace,
         maintenance_schedule=maintenance,
         flux_namespace=v.flux_namespace,
+        copy_method=copy_method,
     )
 
 
+#: Kubernetes StorageClasses known to have neither CSI snapshots nor CSI clones (their
+#: provisioners are not CSI drivers): only copyMethod Direct works on them.
+NO_CSI_SNAPSHOTS = {
+    "local-path": "rancher's local-path-provisioner is not a CSI driver",
+    "openebs-hostpath": "OpenEBS's hostpath LocalPV provisioner is not a CSI driver",
+}
+#: The periods of VolSync's ``retain``, as both movers take them.
+RETAIN_PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
+
+
+def volsync_retain(retention: Retention, schedule: Schedule | None) -> dict[str, int]:
+    """Snapshot counts per period that cover the catalog's retention (hourly ones only for a
+    schedule that runs more than once a day)."""
+    days = retention.copies if retention.copies is not None else retention.period.days  # type: ignore[union-attr]
+    hourly = 24 if schedule is not None and schedule.max_gap().total_seconds() < 86400 else 0
+    return {
+        "hourly": hourly,
+        "daily": days,
+        "weekly": days // 7,
+        "monthly": days // 30,
+        "yearly": days // 365,
+    }
+
+
+def _retain(
+    resolver: _Resolver,
+    where: Location,
+    given: VolsyncRetainSpec | None,
+    derived: dict[str, int],
+) -> dict[str, int]:
+    """The derived counts with the catalog's own over them; keeping nothing is an error."""
+    counts = dict(derived)
+    if given is not None:
+        counts |= {k: n for k, n in given.model_dump().items() if n is not None}
+        if not any(counts.values()):
+            resolver.report(where, "keeps no snapshot at all: give at least one count above 0")
+    return {period: counts[period] for period in RETAIN_PERIODS}
+
+
+def _copy_method(
+    resolver: _Resolver, where: Location, spec: ServiceSpec, storage_class: str, snapshots: bool
+) -> str:
+    """The sources' copyMethod: the service's, else settings.volsync's where the class can
+    take it, else Direct; a method the class cannot take is an error."""
+    method = spec.volsync.copy_method if spec.volsync is not None else None
+    no_csi = NO_CSI_SNAPSHOTS.get(storage_class)
+    possible = {"Direct"} | (set() if no_csi else {"Clone"})
+    if snapshots:
+        possible.add("Snapshot")
+    if method is None:
+        fallback = resolver.settings.volsync.copy_method
+        return fallback if fallback in possible else "Direct"
+    if method not in possible:
+        why = no_csi or "settings.volsync.classes gives it no snapshot_class"
+        resolver.report(
+            where,
+            f"copy_method {method} needs CSI {'snapshots' if method == 'Snapshot' else 'clones'}"
+            f", which StorageClass '{storage_class}' has not ({why}); use "
+            f"{' or '.join(sorted(possible, reverse=True))}",
+        )
+    return method
+
+
 def _resolve_volsync(
-    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule | None
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    schedule: Schedule | None,
+    retention: Retention | None,
 ) -> VolsyncApp | None:
     """One app's VolSync values, from its volsync block and settings.volsync."""
     if spec.volsync is None:
@@ -426,30 +530,67 @@ def _resolve_volsync(
             f"VolSync cannot run cron {own.timing.cron!r}: its CRD takes numbers, single "
             "ranges, lists and steps only",
         )
+    block: Location = (*loc, "volsync")
     classes = defaults.classes.get(spec.storage)
+    storage_class = classes.storage_class if classes else spec.storage
+    snapshot_class = classes.snapshot_class if classes else f"{spec.storage}-snapshot"
+    if storage_class in NO_CSI_SNAPSHOTS:
+        snapshot_class = None
+    copy_method = _copy_method(
+        resolver, (*block, "copy_method"), spec, storage_class, snapshot_class is not None
+    )
+    offsite, _ = _resolve_offsite(spec, loc)
     r2_schedule = None
-    if _r2_store(resolver.settings) is not None:
+    if _r2_store(resolver.settings) is not None and offsite.included:
         r2_schedule = resolver.cadence(
             defaults.r2_cadence,
             f"{spec.name}-r2",
             ("settings", "volsync", "r2_cadence"),
             "volsync",
         )
+    elif v.r2_retain is not None:
+        why = (
+            "the service is kept out of the offsite copies"
+            if not offsite.included
+            else "settings.object_stores has no R2 store"
+        )
+        resolver.report((*block, "r2_retain"), f"there is no copy to R2: {why}")
+    if retention is None:
+        return None
+    kopia = _retain(resolver, (*block, "retain"), v.retain, volsync_retain(retention, own))
+    r2 = None
+    if r2_schedule is not None:
+        derived = volsync_retain(retention, r2_schedule)
+        r2 = _retain(resolver, (*block, "r2_retain"), v.r2_retain, derived)
     return VolsyncApp(
         claim=v.claim or spec.name,
         capacity=v.capacity,
         access_mode=v.access_mode,
         cache_capacity=v.cache_capacity or defaults.cache_capacity,
-        storage_class=classes.storage_class if classes else spec.storage,
-        snapshot_class=classes.snapshot_class if classes else f"{spec.storage}-snapshot",
+        storage_class=storage_class,
+        snapshot_class=snapshot_class,
         uid=defaults.uid if v.uid is None else v.uid,
         gid=defaults.gid if v.gid is None else v.gid,
         r2_schedule=r2_schedule,
         schedule=own,
+        copy_method=copy_method,
+        retain=kopia,
+        r2_retain=r2,
+        retain_set=v.retain is not None,
+        r2_retain_set=v.r2_retain is not None and r2 is not None,
     )
 
 
 CNPG_PLUGIN = "barman-cloud.cloudnative-pg.io"
+#: The spec of a Cluster homeops_gen owns (``cnpg.owned: true``) when the catalog does not say.
+CNPG_DEFAULT_INSTANCES = 3
+CNPG_DEFAULT_STORAGE_SIZE = "10Gi"
+#: CNPG's PostgreSQL 17 operand image, the major of the dump job's default client.
+CNPG_DEFAULT_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.2"
+#: ``cnpg`` fields that describe an owned Cluster's spec.
+CNPG_OWNED_FIELDS = ("instances", "storage_size", "storage_class", "image")
+#: CNPG's superuser: the user of ``<cluster>-superuser``, the only one it creates.
+CNPG_SUPERUSER = "postgres"
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
@@ -500,11 +641,21 @@ def _resolve_cnpg(
     spec: ServiceSpec,
     schedule: Schedule | None,
     retention: Retention | None,
+    superuser_access: bool,
 ) -> CnpgCluster | None:
     c = spec.cnpg
     if c is None or spec.engine != "postgresql":
         return None
     where: Location = (*loc, "cnpg")
+    if not c.owned:
+        for unused in CNPG_OWNED_FIELDS:
+            if getattr(c, unused) is not None:
+                resolver.report(
+                    (*where, unused),
+                    f"'{unused}' applies only to a Cluster homeops_gen owns (cnpg.owned: true); "
+                    "the generated component patches archiving into your own Cluster and "
+                    "keeps its spec: set it there",
+                )
     store = resolver.settings.object_stores.get(c.object_store)
     if store is None:
         resolver.report(
@@ -537,13 +688,15 @@ def _resolve_cnpg(
         name=c.cluster,
         namespace=spec.namespace,
         mode=c.mode,
-        instances=c.instances,
-        storage_size=c.storage_size,
+        owned=c.owned,
+        instances=(c.instances or CNPG_DEFAULT_INSTANCES) if c.owned else None,
+        storage_size=(c.storage_size or CNPG_DEFAULT_STORAGE_SIZE) if c.owned else None,
         storage_class=c.storage_class,
-        image=c.image,
+        image=(c.image or CNPG_DEFAULT_IMAGE) if c.owned else None,
+        superuser_access=superuser_access,
         store_name=c.object_store,
         store=store,
-        destination_path=f"s3://{store.bucket}/",
+        destination_path=f"s3://{store.bucket}/{spec.namespace}/",
         server_name=f"{c.cluster}-v{generation}",
         next_server_name=f"{c.cluster}-v{generation + 1}",
         retention_policy=policy,
@@ -561,6 +714,103 @@ def _resolve_cnpg(
         credentials_key=store.credentials_key or f"{c.object_store}-s3",
         recovery_target_time=c.recovery_target_time,
     )
+
+
+def _cnpg_dump_credentials(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    methods: tuple[Method, ...],
+    connection: Spec | None,
+) -> tuple[Spec | None, bool]:
+    """The dump job's connection to a CNPG cluster, and whether the superuser must be on.
+
+    CNPG requires a password and keeps ``<cluster>-superuser`` (user ``postgres``) only with
+    ``enableSuperuserAccess: true``; ``pg_dumpall`` needs a superuser. Without a declared
+    password the dump reads that Secret, and the generated Cluster or patch turns it on.
+    """
+    c = spec.cnpg
+    if (
+        c is None
+        or "dump" not in methods
+        or "cnpg" not in methods
+        or not isinstance(connection, PostgresqlSpec)
+    ):
+        return connection, False
+    where: Location = (*loc, "postgresql")
+    superuser = f"{c.cluster}-superuser"
+    password = connection.password
+    if password is None:
+        if connection.user != CNPG_SUPERUSER:
+            resolver.report(
+                (*where, "user"),
+                f"the dump of CNPG cluster {c.cluster!r} connects as {connection.user!r}, whose "
+                "password CNPG does not know: declare its Secret in postgresql.password, or "
+                f"leave the user {CNPG_SUPERUSER!r} (the dump then reads {superuser!r})",
+            )
+            return connection, False
+        default = SecretRef(name=superuser, key="password")
+        return connection.model_copy(update={"password": default}), True
+    name_loc: Location = (*where, "password", "name")
+    if password.name == superuser:
+        if connection.user != CNPG_SUPERUSER:
+            resolver.report(
+                (*where, "user"),
+                f"{superuser!r} holds the password of CNPG's superuser {CNPG_SUPERUSER!r}, "
+                f"not of {connection.user!r}",
+            )
+        if password.key != "password":
+            resolver.report(
+                (*where, "password", "key"),
+                f"CNPG keeps the superuser's password under key 'password' of {superuser!r}, "
+                f"not {password.key!r}",
+            )
+        return connection, True
+    if password.name == f"{c.cluster}-app":
+        resolver.report(
+            name_loc,
+            f"{password.name!r} is the Secret of the application database's owner "
+            "(bootstrap.initdb.owner), not of a superuser, and the dump runs pg_dumpall, "
+            f"which needs one: use {{name: {superuser}, key: password}} (the generated "
+            "Cluster or patch then sets enableSuperuserAccess: true) or a superuser role's "
+            "Secret of your own",
+        )
+    elif password.name in {f"{c.cluster}-{kind}" for kind in ("ca", "server", "replication")}:
+        resolver.report(
+            name_loc,
+            f"{password.name!r} is a TLS Secret CNPG keeps for the cluster; it holds no "
+            f"password: use {{name: {superuser}, key: password}}",
+        )
+    return connection, False
+
+
+def _check_cnpg_clusters(resolver: _Resolver, indexed: list[tuple[int, ServiceSpec]]) -> None:
+    """One ``cnpg`` block per Cluster, and distinct ``<namespace>-<cluster>`` file names."""
+    by_cluster: dict[tuple[str, str], int] = {}
+    by_key: dict[str, tuple[str, str]] = {}
+    for index, spec in indexed:
+        if spec.cnpg is None:
+            continue
+        cluster = (spec.namespace, spec.cnpg.cluster)
+        where: Location = ("services", index, "cnpg", "cluster")
+        first = by_cluster.setdefault(cluster, index)
+        if first != index:
+            other = next(s for i, s in indexed if i == first)
+            resolver.report(
+                where,
+                f"CNPG cluster {'/'.join(cluster)} is already declared by service "
+                f"{other.name!r} (services[{first}]); one Cluster has one archive: declare "
+                "its cnpg block once",
+            )
+            continue
+        key = "-".join(cluster)
+        seen = by_key.setdefault(key, cluster)
+        if seen != cluster:
+            resolver.report(
+                where,
+                f"CNPG clusters {'/'.join(seen)} and {'/'.join(cluster)} would share the "
+                f"alert files of cnpg-{key}; rename one of them",
+            )
 
 
 def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
@@ -709,6 +959,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     origins: dict[str, Origin] = {}
     methods = _resolve_methods(resolver, loc, spec, origins)
     connection = _engine_connection(resolver, loc, spec, methods)
+    connection, superuser = _cnpg_dump_credentials(resolver, loc, spec, methods, connection)
     schedule, retention = _resolve_timing(resolver, loc, spec, methods, origins)
     integrity = _resolve_integrity(resolver, loc, spec, origins)
     offsite, origins["offsite"] = _resolve_offsite(spec, loc)
@@ -716,8 +967,10 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     backup_path, origins["backup_path"] = _resolve_backup_path(resolver, loc, spec)
     _check_mount_paths(resolver, loc, spec)
     _check_job_names(resolver, loc, spec, methods)
-    volsync = _resolve_volsync(resolver, loc, spec, schedule) if "volsync" in methods else None
-    cnpg = _resolve_cnpg(resolver, loc, spec, schedule, retention)
+    volsync = (
+        _resolve_volsync(resolver, loc, spec, schedule, retention) if "volsync" in methods else None
+    )
+    cnpg = _resolve_cnpg(resolver, loc, spec, schedule, retention, superuser)
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None

@@ -30,6 +30,7 @@ from pydantic_core import core_schema
 __all__ = [
     "CatalogSpec",
     "CnpgSpec",
+    "CopyMethod",
     "DefaultsSpec",
     "Engine",
     "EngineSpecs",
@@ -42,6 +43,7 @@ __all__ = [
     "SecretRef",
     "ServiceSpec",
     "SettingsSpec",
+    "VolsyncRetainSpec",
     "VolsyncSpec",
 ]
 
@@ -359,9 +361,32 @@ class TerraformSpec(Spec):
     nfs_volume_module: NfsVolumeModuleSpec | None = None
 
 
+#: How VolSync takes the point-in-time copy a mover reads (the CRDs' ``copyMethod``):
+#: ``Snapshot`` a CSI VolumeSnapshot, ``Clone`` a CSI clone of the claim, ``Direct`` the live
+#: claim itself (classes without CSI snapshots or clones: local-path, openebs-hostpath).
+#: VolSync's ``None`` is its older spelling of ``Direct`` and not offered.
+CopyMethod = Literal["Snapshot", "Clone", "Direct"]
+#: A snapshot count of VolSync's ``retain`` (int32 in both CRDs).
+RetainCount = Annotated[int, Field(ge=0, le=2147483647)]
+
+
 class VolsyncClassSpec(Spec):
     storage_class: DnsSubdomain
-    snapshot_class: DnsSubdomain
+    #: Its CSI VolumeSnapshotClass; leave it out for a class without CSI snapshots (its apps
+    #: then default to copy_method Direct and restore without the volume populator).
+    snapshot_class: DnsSubdomain | None = None
+
+
+class VolsyncRetainSpec(Spec):
+    """Snapshots kept per period, as both movers' ``retain`` takes them (Kopia also has
+    ``latest``, restic ``last`` and ``within``; not offered). A count left out is derived from
+    the service's retention."""
+
+    hourly: RetainCount | None = None
+    daily: RetainCount | None = None
+    weekly: RetainCount | None = None
+    monthly: RetainCount | None = None
+    yearly: RetainCount | None = None
 
 
 class SecretStoreRefSpec(Spec):
@@ -394,6 +419,9 @@ class VolsyncSettingsSpec(Spec):
     #: provider is r2, if any); no store means no r2.yaml.
     r2_object_store: DnsLabel | None = None
     r2_cadence: str = "daily"
+    #: The sources' copyMethod for classes with CSI snapshots (classes without them default
+    #: to Direct); a service's volsync.copy_method overrides it.
+    copy_method: CopyMethod = "Snapshot"
     #: Namespace of the KopiaMaintenance for the shared repository.
     maintenance_namespace: DnsLabel = "volsync-system"
     maintenance_cadence: str = "daily"
@@ -449,6 +477,24 @@ class BackupDiskSpec(Spec):
     min_free_percent: Annotated[int, Field(ge=1, le=99)] = 10
 
 
+class PushgatewayScrapeSpec(Spec):
+    """How Prometheus scrapes the Pushgateway. The rules match the jobs' own ``job`` label,
+    which survives only with ``honor_labels``."""
+
+    #: Generate a ServiceMonitor with ``honorLabels: true``; false: your Prometheus already
+    #: scrapes the Pushgateway with ``honor_labels: true``.
+    servicemonitor: bool = True
+    #: The Pushgateway Service's namespace (default: from settings.pushgateway,
+    #: ``<service>.<namespace>.svc...``, else settings.alerts.namespace).
+    namespace: DnsLabel | None = None
+    #: Labels of the Pushgateway Service (the prometheus-pushgateway chart's by default).
+    service_labels: dict[LabelName, LabelValue] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "prometheus-pushgateway"}
+    )
+    #: The Service's port name.
+    port: DnsLabel = "http"
+
+
 class AlertsSpec(Spec):
     #: Namespace of the PrometheusRule objects.
     namespace: DnsLabel = "monitoring"
@@ -458,6 +504,7 @@ class AlertsSpec(Spec):
     runbook_base_url: WebUrl | None = None
     #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
     rule_labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
+    pushgateway_scrape: PushgatewayScrapeSpec = Field(default_factory=PushgatewayScrapeSpec)
 
 
 class SettingsSpec(Spec):
@@ -518,6 +565,10 @@ class SqliteSpec(Spec):
 class EtcdSpec(Spec):
     endpoints: Url = "https://127.0.0.1:2379"
     cert_dir: AbsPath = "/etc/kubernetes/pki/etcd"
+    #: The image whose ``etcdctl`` takes and checks the snapshot (in init containers: it has
+    #: no shell). The default is the one kubeadm runs etcd from, so the control-plane node
+    #: already has it; match your cluster's etcd version.
+    tools_image: Image = "registry.k8s.io/etcd:3.5.17-0"
 
 
 class VaultSpec(Spec):
@@ -578,6 +629,13 @@ class VolsyncSpec(Spec):
     #: UID/GID the mover runs as; match the app's (default: settings.volsync).
     uid: Annotated[int, Field(ge=0)] | None = None
     gid: Annotated[int, Field(ge=0)] | None = None
+    #: The sources' copyMethod (default: settings.volsync.copy_method, or Direct for a class
+    #: without CSI snapshots).
+    copy_method: CopyMethod | None = None
+    #: Kopia snapshots kept (counts left out: derived from the service's retention).
+    retain: VolsyncRetainSpec | None = None
+    #: restic snapshots kept on R2 (only for an offsite-included app with an R2 store).
+    r2_retain: VolsyncRetainSpec | None = None
 
 
 class CnpgSpec(Spec):
@@ -589,13 +647,23 @@ class CnpgSpec(Spec):
     #: ``plugin``: the barman-cloud plugin (current CNPG); ``in-tree``: the deprecated
     #: ``spec.backup.barmanObjectStore``, for clusters that still run it.
     mode: Literal["plugin", "in-tree"] = "plugin"
-    instances: Annotated[int, Field(ge=1, le=9)] = 3
-    storage_size: Quantity = "10Gi"
+    #: ``false`` (default): the Cluster is yours (a Helm chart, your own manifest); homeops_gen
+    #: generates a Kustomize Component that patches archiving into it and leaves its spec
+    #: alone. ``true``: homeops_gen generates the whole Cluster (``cluster.yaml``) from the
+    #: fields below.
+    owned: bool = False
+    #: Owned Clusters only: ``spec.instances`` (default 3).
+    instances: Annotated[int, Field(ge=1, le=9)] | None = None
+    #: Owned Clusters only: ``spec.storage.size`` (default 10Gi).
+    storage_size: Quantity | None = None
+    #: Owned Clusters only: ``spec.storage.storageClass`` (default: the cluster's default class).
     storage_class: DnsSubdomain | None = None
+    #: Owned Clusters only: ``spec.imageName``, pinned (default
+    #: ghcr.io/cloudnative-pg/postgresql:17.2, the same major as the dump job's client).
     image: Image | None = None
-    #: The archive folder is ``<cluster>-v<generation>``; after a restore, bump it to the
-    #: next one (the recovery manifest uses it), so the new cluster never archives over the
-    #: history it was restored from.
+    #: The archive folder is ``s3://<bucket>/<namespace>/<cluster>-v<generation>/``; after a
+    #: restore, bump it to the next one (the recovery manifest uses it), so the new cluster
+    #: never archives over the history it was restored from.
     server_generation: Annotated[int, Field(ge=1, le=999)] = 1
     wal_compression: Literal["bzip2", "gzip", "lz4", "snappy", "xz", "zstd"] = "zstd"
     wal_max_parallel: Annotated[int, Field(ge=1, le=64)] = 4

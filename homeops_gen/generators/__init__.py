@@ -9,6 +9,7 @@ from homeops_gen.generators import (
     cnpg,
     docs,
     runbooks,
+    scrape,
     storage_layers,
     volsync,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "cnpg",
     "docs",
     "runbooks",
+    "scrape",
     "storage_layers",
     "volsync",
 ]

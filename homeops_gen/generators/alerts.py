@@ -494,11 +494,13 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
         if service.uses("dump"):
             families.append((f"backup-{service.name}", backup_job_alerts(service)))
         if service.uses("volsync"):
-            families.append((f"volsync-{service.name}", volsync_alerts(service, r2)))
+            # Per app: one kept out of the offsite copies has no R2 source to watch.
+            copied = r2 and service.volsync is not None and service.volsync.r2_schedule is not None
+            families.append((f"volsync-{service.name}", volsync_alerts(service, copied)))
         if service.uses("cnpg") and service.cnpg is not None:
             cluster = service.cnpg
             alerts = cnpg_alerts(service, cluster, cluster.base_schedule)
-            families.append((f"cnpg-{cluster.name}", alerts))
+            families.append((f"cnpg-{cluster.key}", alerts))
         for name, alerts in families:
             linked = tuple(dataclasses.replace(a, runbook_url=runbook) for a in alerts)
             groups.append(RuleGroup(name, linked, service.name))

@@ -68,11 +68,24 @@ class Mount:
 @dataclass(frozen=True)
 class Volume:
     name: str
-    #: Exactly one of: a claim name, an HCL expression giving a claim name, a host path.
+    #: Exactly one of: a claim name, an HCL expression giving a claim name, a host path, or
+    #: an empty folder the pod's containers share.
     claim: str | None = None
     claim_expression: str | None = None
     host_path: str | None = None
     read_only: bool = False
+    empty_dir: bool = False
+
+
+@dataclass(frozen=True)
+class InitContainer:
+    """A program run before the script, from an image of its own (no shell needed)."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    env: tuple[EnvVar, ...]
+    mounts: tuple[Mount, ...]
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class CronJob:
     env: tuple[EnvVar, ...]
     mounts: tuple[Mount, ...]
     volumes: tuple[Volume, ...]
+    #: Run in order before the script; each must succeed.
+    init_containers: tuple[InitContainer, ...] = ()
     #: The pod uses the node's network (etcd listening on the node's loopback).
     host_network: bool = False
     #: The pod must run beside the app's pods (it mounts their ReadWriteOnce claim).
@@ -122,11 +137,10 @@ def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[V
         ]
         return env, [Mount("data", c.mount_path)], [Volume("data", claim=c.claim)]
     if isinstance(c, EtcdSpec):
-        env = [EnvVar("ETCD_ENDPOINTS", c.endpoints), EnvVar("ETCD_CERT_DIR", c.cert_dir)]
         return (
-            env,
-            [Mount("etcd-certs", c.cert_dir, read_only=True)],
-            [Volume("etcd-certs", host_path=c.cert_dir)],
+            [EnvVar("ETCD_SNAPSHOT", f"{ETCD_SNAPSHOT_DIR}/snapshot.db")],
+            [Mount("snapshot", ETCD_SNAPSHOT_DIR, read_only=True)],
+            [Volume("etcd-certs", host_path=c.cert_dir), Volume("snapshot", empty_dir=True)],
         )
     if isinstance(c, VaultSpec):
         return [EnvVar("VAULT_ADDR", c.address), *_secret("VAULT_TOKEN", c.token)], [], []
@@ -157,6 +171,45 @@ def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[V
             [Volume("data", claim=c.claim, read_only=True)],
         )
     raise ValueError(f"{service.name}: no backup recipe for engine {service.engine!r}")
+
+
+#: Where etcd's init containers leave the snapshot for the script.
+ETCD_SNAPSHOT_DIR = "/snapshot"
+
+
+def etcdctl_env(spec: EtcdSpec) -> tuple[EnvVar, ...]:
+    """etcdctl's own variables for its flags: the endpoints and kubeadm's client certificate."""
+    return (
+        EnvVar("ETCDCTL_API", "3"),
+        # Bounds etcdctl's connection attempt; a snapshot that still hangs (etcdctl 3.4
+        # retries an unreachable endpoint for ever) is ended by the Job's deadline.
+        EnvVar("ETCDCTL_DIAL_TIMEOUT", "30s"),
+        EnvVar("ETCDCTL_ENDPOINTS", spec.endpoints),
+        EnvVar("ETCDCTL_CACERT", f"{spec.cert_dir}/ca.crt"),
+        EnvVar("ETCDCTL_CERT", f"{spec.cert_dir}/healthcheck-client.crt"),
+        EnvVar("ETCDCTL_KEY", f"{spec.cert_dir}/healthcheck-client.key"),
+    )
+
+
+def _init_containers(service: Service) -> tuple[InitContainer, ...]:
+    """etcd: the tools image takes the snapshot, then checks it (its hash and revision)."""
+    c = service.connection
+    if not isinstance(c, EtcdSpec):
+        return ()
+    snapshot = f"{ETCD_SNAPSHOT_DIR}/snapshot.db"
+    certs = Mount("etcd-certs", c.cert_dir, read_only=True)
+    work = Mount("snapshot", ETCD_SNAPSHOT_DIR)
+    status = ("etcdctl", "snapshot", "status", snapshot, "--write-out=table")
+    return (
+        InitContainer(
+            "snapshot",
+            c.tools_image,
+            ("etcdctl", "snapshot", "save", snapshot),
+            etcdctl_env(c),
+            (certs, work),
+        ),
+        InitContainer("check", c.tools_image, status, (EnvVar("ETCDCTL_API", "3"),), (work,)),
+    )
 
 
 def _secret(name: str, ref: SecretRef | None) -> list[EnvVar]:
@@ -204,6 +257,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
             mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
             volumes=(backup_volume, *volumes),
+            init_containers=_init_containers(service),
             host_network=_on_loopback(service),
             beside_app=service.job.beside_app,
         )

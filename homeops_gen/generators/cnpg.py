@@ -1,17 +1,35 @@
 """CloudNativePG archiving to Garage S3 (``out/kubernetes/cnpg/``) and Garage provisioning.
 
-Per cluster, ``cnpg/<namespace>/<cluster>/``:
+Per cluster, ``cnpg/<namespace>/<cluster>/``. By default the Cluster is the user's
+(``cnpg.owned: false``: a Helm chart, a manifest of their own) and the folder is a Kustomize
+Component to list under ``components:`` of the kustomization that holds it:
+
+- ``kustomization.yaml``: the Component: its resources, its patch of ``Cluster <cluster>``,
+  and a guard that fails the build when no such Cluster is in it (kustomize skips a
+  targeted patch that matches nothing without a word);
+- ``cluster-patch.yaml``: what archiving needs, merged into the user's Cluster: the
+  barman-cloud plugin as its one WAL archiver (or, in ``in-tree`` mode, the deprecated
+  ``spec.backup.barmanObjectStore``) and ``enableSuperuserAccess: true`` when the service's
+  dump job reads ``<cluster>-superuser``; nothing else of the spec is touched;
+- ``cluster-schema.yaml``: the Cluster's lists keyed by ``name`` (``plugins``, ``env``,
+  ``externalClusters``), so that kustomize merges the patch into the user's lists instead
+  of replacing them;
+- ``recovery/``: the restore drill, a second Component listed after the first: the same
+  Cluster bootstrapped from the archive (optionally to a point in time), archiving under
+  the *next* serverName so it never writes over the history it came from.
+
+With ``cnpg.owned: true`` the folder is a plain Kustomization with the whole
+``cluster.yaml`` (its spec from the catalog) and ``recovery.yaml``, the drill applied in its
+place. Either way:
 
 - ``externalsecret.yaml``: the store's access key (and the region, said once in the catalog);
 - ``objectstore.yaml`` (plugin mode): the barman-cloud ``ObjectStore``, with the checksum
   settings that non-AWS stores need in the sidecar's environment;
-- ``cluster.yaml``: the ``Cluster`` with the barman-cloud plugin as its one WAL archiver
-  (or, in ``in-tree`` mode, the deprecated ``spec.backup.barmanObjectStore``);
-- ``scheduledbackup.yaml``: base backups on CNPG's six-field cron;
-- ``recovery.yaml``: the same cluster bootstrapped from the archive (optionally to a point in
-  time), archiving under the *next* serverName so it never writes over its own history.
+- ``scheduledbackup.yaml``: base backups on CNPG's six-field cron.
 
-``garage/provision.sh`` creates the buckets and keys these objects need, idempotently.
+Archives go to ``s3://<bucket>/<namespace>/<cluster>-v<generation>/``: same-name clusters of
+two namespaces never share one. ``garage/provision.sh`` creates the buckets and keys these
+objects need, idempotently.
 """
 
 from __future__ import annotations
@@ -25,7 +43,17 @@ from homeops_gen.catalog.policy import CNPG_PLUGIN
 from homeops_gen.plan import OutputFile, Text, YamlDocuments
 from homeops_gen.registry import register_generator
 
-__all__ = ["CHECKSUM_ENV", "cluster_documents", "generate_cnpg", "recovery_cluster"]
+__all__ = [
+    "CHECKSUM_ENV",
+    "PATCH_FILE",
+    "RECOVERY_FOLDER",
+    "SCHEMA_FILE",
+    "cluster_documents",
+    "cluster_patch",
+    "generate_cnpg",
+    "recovery_cluster",
+    "recovery_patch",
+]
 
 _CNPG = "postgresql.cnpg.io/v1"
 _BARMAN = "barmancloud.cnpg.io/v1"
@@ -36,6 +64,16 @@ CHECKSUM_ENV = (
 )
 #: Keys of the credentials Secret.
 ACCESS_KEY, SECRET_KEY, REGION_KEY = "ACCESS_KEY_ID", "ACCESS_SECRET_KEY", "REGION"
+#: The Component's files (beside the objects it adds) and the drill's folder.
+PATCH_FILE = "cluster-patch.yaml"
+SCHEMA_FILE = "cluster-schema.yaml"
+RECOVERY_FOLDER = "recovery"
+_COMPONENT = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component"}
+_KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+#: The Cluster's lists whose items are keyed by ``name``. Without a schema kustomize patches
+#: a custom resource's list by replacing it, which would drop the user's own plugins,
+#: environment variables and external clusters.
+_MERGED_LISTS = ("env", "externalClusters", "plugins")
 
 
 def object_store_name(cluster: CnpgCluster) -> str:
@@ -125,19 +163,165 @@ def _archiving(cluster: CnpgCluster, server_name: str) -> dict[str, Any]:
     return archiving
 
 
+def _superuser(cluster: CnpgCluster) -> dict[str, Any]:
+    """CNPG keeps ``<cluster>-superuser``, which the dump job reads, only with this."""
+    return {"enableSuperuserAccess": True} if cluster.superuser_access else {}
+
+
 def _cluster(cluster: CnpgCluster, server_name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The whole Cluster homeops_gen owns (``cnpg.owned: true``), its spec from the catalog."""
     storage: dict[str, Any] = {"size": cluster.storage_size}
     if cluster.storage_class is not None:
         storage["storageClass"] = cluster.storage_class
-    spec: dict[str, Any] = {"instances": cluster.instances}
-    if cluster.image is not None:
-        spec["imageName"] = cluster.image
-    spec |= {"storage": storage, **extra, **_archiving(cluster, server_name)}
+    spec: dict[str, Any] = {
+        "instances": cluster.instances,
+        "imageName": cluster.image,
+        "storage": storage,
+        **_superuser(cluster),
+        **extra,
+        **_archiving(cluster, server_name),
+    }
     return {
         "apiVersion": _CNPG,
         "kind": "Cluster",
         "metadata": {"name": cluster.name, "namespace": cluster.namespace},
         "spec": spec,
+    }
+
+
+def cluster_patch(cluster: CnpgCluster) -> dict[str, Any]:
+    """What archiving adds to the user's own Cluster; nothing else of its spec is set."""
+    return {
+        "apiVersion": _CNPG,
+        "kind": "Cluster",
+        "metadata": {"name": cluster.name},
+        "spec": {**_superuser(cluster), **_archiving(cluster, cluster.server_name)},
+    }
+
+
+def _recovery(cluster: CnpgCluster) -> dict[str, Any]:
+    """``bootstrap`` and ``externalClusters`` of the cluster rebuilt from its archive."""
+    origin: dict[str, Any] = {"name": "origin"}
+    if cluster.mode == "plugin":
+        origin["plugin"] = {
+            "name": CNPG_PLUGIN,
+            "parameters": {
+                "barmanObjectName": object_store_name(cluster),
+                "serverName": cluster.server_name,
+            },
+        }
+    else:
+        origin["barmanObjectStore"] = {
+            **_barman_configuration(cluster),
+            "serverName": cluster.server_name,
+        }
+    recovery: dict[str, Any] = {"source": "origin"}
+    if cluster.recovery_target_time is not None:
+        recovery["recoveryTarget"] = {"targetTime": cluster.recovery_target_time}
+    return {"bootstrap": {"recovery": recovery}, "externalClusters": [origin]}
+
+
+def recovery_cluster(cluster: CnpgCluster) -> dict[str, Any]:
+    """The owned cluster rebuilt from its archive; it archives under the next serverName."""
+    return _cluster(cluster, cluster.next_server_name, _recovery(cluster))
+
+
+def recovery_patch(cluster: CnpgCluster) -> dict[str, Any]:
+    """The user's Cluster rebuilt from its archive, merged after :func:`cluster_patch`.
+
+    Its own bootstrap (usually ``initdb``) is replaced, not merged: CNPG takes one method.
+    Archiving moves to the next serverName.
+    """
+    spec = _recovery(cluster)
+    spec["bootstrap"] = {"$patch": "replace", **spec["bootstrap"]}
+    if cluster.mode == "plugin":
+        parameters = {"serverName": cluster.next_server_name}
+        spec["plugins"] = [{"name": CNPG_PLUGIN, "parameters": parameters}]
+    else:
+        spec["backup"] = {"barmanObjectStore": {"serverName": cluster.next_server_name}}
+    return {
+        "apiVersion": _CNPG,
+        "kind": "Cluster",
+        "metadata": {"name": cluster.name},
+        "spec": spec,
+    }
+
+
+def cluster_schema() -> dict[str, Any]:
+    """The OpenAPI definition kustomize merges the Cluster patches with (``openapi.path``)."""
+    keyed = {
+        "type": "array",
+        "items": {"type": "object"},
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        "x-kubernetes-patch-merge-key": "name",
+        "x-kubernetes-patch-strategy": "merge",
+    }
+    return {
+        "definitions": {
+            "io.cnpg.postgresql.v1.Cluster": {
+                "type": "object",
+                "x-kubernetes-group-version-kind": [
+                    {"group": "postgresql.cnpg.io", "kind": "Cluster", "version": "v1"}
+                ],
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "spec": {
+                        "type": "object",
+                        "properties": {name: dict(keyed) for name in _MERGED_LISTS},
+                    },
+                },
+            }
+        }
+    }
+
+
+def _selector(kind: str, name: str) -> dict[str, str]:
+    return {"group": "postgresql.cnpg.io", "version": "v1", "kind": kind, "name": name}
+
+
+def component(cluster: CnpgCluster, resources: list[str]) -> dict[str, Any]:
+    """The Component that adds archiving to the user's ``Cluster <name>``.
+
+    The patch targets the Cluster by name in any namespace (a kustomization often sets the
+    namespace after its components ran). A targeted patch that matches nothing is skipped
+    silently, so a no-op replacement (the Cluster's name into the ScheduledBackup's
+    ``spec.cluster.name``) makes a build without that Cluster fail instead.
+    """
+    return {
+        **_COMPONENT,
+        "openapi": {"path": SCHEMA_FILE},
+        "resources": [f"./{r}" for r in resources],
+        "patches": [{"path": f"./{PATCH_FILE}", "target": _selector("Cluster", cluster.name)}],
+        "replacements": [
+            {
+                "source": {**_selector("Cluster", cluster.name), "fieldPath": "metadata.name"},
+                "targets": [
+                    {
+                        "select": _selector("ScheduledBackup", cluster.name),
+                        "fieldPaths": ["spec.cluster.name"],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def recovery_component(cluster: CnpgCluster) -> dict[str, Any]:
+    """The restore drill; its guard fails the build unless the archiving Component came
+    first (listed before it, that Component's patch would move archiving back onto the
+    serverName the cluster restores from)."""
+    backup = _selector("ScheduledBackup", cluster.name)
+    return {
+        **_COMPONENT,
+        "patches": [{"path": f"./{PATCH_FILE}", "target": _selector("Cluster", cluster.name)}],
+        "replacements": [
+            {
+                "source": {**backup, "fieldPath": "spec.cluster.name"},
+                "targets": [{"select": backup, "fieldPaths": ["spec.cluster.name"]}],
+            }
+        ],
     }
 
 
@@ -160,55 +344,71 @@ def scheduled_backup(cluster: CnpgCluster) -> dict[str, Any]:
     }
 
 
-def recovery_cluster(cluster: CnpgCluster) -> dict[str, Any]:
-    """The cluster rebuilt from its archive; it archives under the next serverName."""
-    origin: dict[str, Any] = {"name": "origin"}
-    if cluster.mode == "plugin":
-        origin["plugin"] = {
-            "name": CNPG_PLUGIN,
-            "parameters": {
-                "barmanObjectName": object_store_name(cluster),
-                "serverName": cluster.server_name,
-            },
-        }
-    else:
-        origin["barmanObjectStore"] = {
-            **_barman_configuration(cluster),
-            "serverName": cluster.server_name,
-        }
-    recovery: dict[str, Any] = {"source": "origin"}
-    if cluster.recovery_target_time is not None:
-        recovery["recoveryTarget"] = {"targetTime": cluster.recovery_target_time}
-    extra = {"bootstrap": {"recovery": recovery}, "externalClusters": [origin]}
-    return _cluster(cluster, cluster.next_server_name, extra)
-
-
 def cluster_documents(settings: Settings, cluster: CnpgCluster) -> dict[str, list[dict[str, Any]]]:
-    """The files of one cluster's folder, by file name."""
+    """The files of one cluster's folder, by path relative to it."""
     files = {
         "externalsecret.yaml": [credentials_secret(settings, cluster)],
-        "cluster.yaml": [_cluster(cluster, cluster.server_name, {})],
         "scheduledbackup.yaml": [scheduled_backup(cluster)],
-        "recovery.yaml": [recovery_cluster(cluster)],
     }
     if cluster.mode == "plugin":
         files["objectstore.yaml"] = [object_store(cluster)]
+    if cluster.owned:
+        files["cluster.yaml"] = [_cluster(cluster, cluster.server_name, {})]
+        resources = [f"./{name}" for name in sorted(files)]
+        files["kustomization.yaml"] = [{**_KUSTOMIZATION, "resources": resources}]
+        files["recovery.yaml"] = [recovery_cluster(cluster)]
+        return files
+    files["kustomization.yaml"] = [component(cluster, sorted(files))]
+    files[PATCH_FILE] = [cluster_patch(cluster)]
+    files[SCHEMA_FILE] = [cluster_schema()]
+    files[f"{RECOVERY_FOLDER}/kustomization.yaml"] = [recovery_component(cluster)]
+    files[f"{RECOVERY_FOLDER}/{PATCH_FILE}"] = [recovery_patch(cluster)]
     return files
 
 
-def _recovery_comment(cluster: CnpgCluster) -> str:
-    target = (
-        f"to {cluster.recovery_target_time}"
-        if cluster.recovery_target_time
-        else "to the latest archived WAL"
-    )
-    return (
-        f"Restore drill for {cluster.name}: recovers {target} from serverName "
-        f"{cluster.server_name},\n"
-        f"then archives under {cluster.next_server_name}, never over the history it came from.\n"
-        "Apply it in place of cluster.yaml (with the lost cluster deleted), then set the\n"
-        "service's cnpg.server_generation to the next number in the catalog and regenerate."
-    )
+def _target(cluster: CnpgCluster) -> str:
+    if cluster.recovery_target_time:
+        return f"to {cluster.recovery_target_time}"
+    return "to the latest archived WAL"
+
+
+def _comment(cluster: CnpgCluster, name: str) -> str:
+    """The comment lines of one file of the folder (most have none)."""
+    if name == "recovery.yaml":
+        return (
+            f"Restore drill for {cluster.name}: recovers {_target(cluster)} from serverName "
+            f"{cluster.server_name},\n"
+            f"then archives under {cluster.next_server_name}, never over the history it came "
+            "from.\n"
+            "Apply it in place of cluster.yaml (with the lost cluster deleted), then set the\n"
+            "service's cnpg.server_generation to the next number in the catalog and regenerate."
+        )
+    if cluster.owned:
+        return ""
+    if name == "kustomization.yaml":
+        return (
+            f"WAL archiving and base backups for your Cluster {cluster.namespace}/"
+            f"{cluster.name}: list this folder\n"
+            "under `components:` of the kustomization that holds the Cluster. Only the\n"
+            "archiving fields are patched in (cluster-patch.yaml); instances, storage, image\n"
+            "and the rest of its spec stay yours. The build fails when the Cluster is not in it."
+        )
+    if name == SCHEMA_FILE:
+        return (
+            "The Cluster's lists keyed by name, for kustomize (openapi.path): the patch merges\n"
+            "into your plugins, env and externalClusters instead of replacing them."
+        )
+    if name == f"{RECOVERY_FOLDER}/kustomization.yaml":
+        return (
+            f"Restore drill for {cluster.name}: recovers {_target(cluster)} from serverName "
+            f"{cluster.server_name}\n"
+            f"and archives under {cluster.next_server_name}, never over the history it came "
+            "from. With the lost\n"
+            "cluster deleted, list this folder under `components:` after its parent folder,\n"
+            "apply, then set the service's cnpg.server_generation to the next number in the\n"
+            "catalog, regenerate and drop this component again."
+        )
+    return ""
 
 
 def provision_script(catalog: Catalog, clusters: list[CnpgCluster]) -> str:
@@ -263,17 +463,15 @@ def garage_region_config(catalog: Catalog) -> str:
 
 @register_generator("cnpg", description="out/kubernetes/cnpg: WAL archiving to Garage S3")
 def generate_cnpg(catalog: Catalog) -> Iterator[OutputFile]:
-    owners = {s.cnpg.name: s.name for s in catalog.services if s.cnpg is not None}
-    clusters = [s.cnpg for s in catalog.services if s.cnpg is not None and s.uses("cnpg")]
-    for cluster in clusters:
-        folder = f"kubernetes/cnpg/{cluster.namespace}/{cluster.name}"
+    archived = [(s.name, s.cnpg) for s in catalog.services if s.cnpg is not None and s.uses("cnpg")]
+    for service, cluster in archived:
         for name, documents in sorted(cluster_documents(catalog.settings, cluster).items()):
-            comment = _recovery_comment(cluster) if name == "recovery.yaml" else ""
             yield OutputFile(
-                f"{folder}/{name}",
-                YamlDocuments(tuple(documents), comment),
-                subject=owners[cluster.name],
+                f"{cluster.folder}/{name}",
+                YamlDocuments(tuple(documents), _comment(cluster, name)),
+                subject=service,
             )
+    clusters = [cluster for _, cluster in archived]
     if any(c.store.provider == "garage" for c in clusters):
         yield OutputFile("garage/provision.sh", Text(provision_script(catalog, clusters)))
         yield OutputFile("garage/s3_api.toml", Text(garage_region_config(catalog)))

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.catalog.spec import EtcdSpec
 from homeops_gen.generators.alerts import rule_groups
 from homeops_gen.generators.backup_jobs import (
     BACKUP_METRICS_JOB,
     BACKUP_MOUNT,
+    ETCD_SNAPSHOT_DIR,
     CronJob,
     EnvVar,
     backup_volume_name,
@@ -86,7 +88,8 @@ def _env_entry(var: EnvVar) -> dict[str, Any]:
 
 def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = []
-    for volume in backup.volumes:
+    mounted = {mount.volume for mount in backup.mounts}  # not the init containers' own
+    for volume in (v for v in backup.volumes if v.name in mounted):
         if volume.claim_expression is not None:  # the NFS backup volume
             source = {"claimName": backup_volume_name(service), "readOnly": True}
             volumes.append({"name": volume.name, "persistentVolumeClaim": source})
@@ -97,6 +100,8 @@ def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
             volumes.append(
                 {"name": volume.name, "hostPath": {"path": volume.host_path, "type": "Directory"}}
             )
+        elif volume.empty_dir:
+            volumes.append({"name": volume.name, "emptyDir": {}})
     if service.engine == "etcd":
         host = {"path": ETCD_RESTORE_ROOT, "type": "DirectoryOrCreate"}
         volumes.append({"name": "etcd-restore", "hostPath": host})
@@ -107,7 +112,9 @@ def _volumes(service: Service, backup: CronJob) -> list[dict[str, Any]]:
 def _mounts(service: Service, backup: CronJob) -> list[dict[str, Any]]:
     mounts = []
     for mount in backup.mounts:
-        read_only = mount.path == BACKUP_MOUNT or (mount.read_only and mount.volume != "data")
+        # The restore writes where the backup read: the data, and etcd's snapshot folder.
+        writes = mount.volume in ("data", "snapshot")
+        read_only = mount.path == BACKUP_MOUNT or (mount.read_only and not writes)
         entry: dict[str, Any] = {"name": mount.volume, "mountPath": mount.path}
         if read_only:
             entry["readOnly"] = True
@@ -122,6 +129,31 @@ def _camel(name: str) -> str:
     """``run_as_user`` -> ``runAsUser``: the catalog's field names as Kubernetes spells them."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+#: The data directory etcd's restore creates below ETCD_RESTORE_ROOT (etcdctl refuses one
+#: that exists, so a second restore never writes over the first).
+ETCD_RESTORED_DIR = "data-restored"
+
+
+def etcd_restore_container(spec: EtcdSpec) -> dict[str, Any]:
+    """``etcdctl snapshot restore`` of the snapshot the script left in the shared folder."""
+    return {
+        "name": "restore",
+        "image": spec.tools_image,
+        "command": [
+            "etcdctl",
+            "snapshot",
+            "restore",
+            f"{ETCD_SNAPSHOT_DIR}/snapshot.db",
+            f"--data-dir={ETCD_RESTORE_ROOT}/{ETCD_RESTORED_DIR}",
+        ],
+        "env": [{"name": "ETCDCTL_API", "value": "3"}],
+        "volumeMounts": [
+            {"name": "snapshot", "mountPath": ETCD_SNAPSHOT_DIR, "readOnly": True},
+            {"name": "etcd-restore", "mountPath": ETCD_RESTORE_ROOT},
+        ],
+    }
 
 
 def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
@@ -150,6 +182,10 @@ def restore_job(service: Service, backup: CronJob) -> dict[str, Any]:
         pod["tolerations"] = [{_camel(k): v for k, v in t.items()} for t in job.tolerations]
     if job.security_context:
         pod["securityContext"] = {_camel(k): v for k, v in job.security_context.items()}
+    if isinstance(service.connection, EtcdSpec):
+        # The script picks and checks the snapshot; the tools image (no shell) restores it.
+        pod["initContainers"] = [{**container, "name": "select"}]
+        container = etcd_restore_container(service.connection)
     pod |= {"containers": [container], "volumes": _volumes(service, backup)}
     return {
         "apiVersion": "batch/v1",
@@ -195,6 +231,7 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
         "alerts": alerts,
         "metrics_job": BACKUP_METRICS_JOB,
         "etcd_restore_root": ETCD_RESTORE_ROOT,
+        "etcd_restored_dir": ETCD_RESTORED_DIR,
     }
     if service.uses("dump"):
         backup = cron_jobs(catalog, service)[0]
@@ -213,11 +250,16 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
         cluster = service.cnpg
         context["cnpg"] = {
             "cluster": cluster,
-            "folder": f"kubernetes/cnpg/{cluster.namespace}/{cluster.name}",
+            "folder": cluster.folder,
             "object_store": object_store_name(cluster),
         }
     if service.uses("volsync") and service.volsync is not None:
-        context["volsync"] = {"app": service.volsync, "r2": settings.volsync.r2 is not None}
+        context["volsync"] = {
+            "app": service.volsync,
+            # Only an app copied offsite has an R2 source (and a copy to restore from).
+            "r2": settings.volsync.r2 is not None and service.volsync.r2_schedule is not None,
+            "direct": service.volsync.snapshot_class is None,
+        }
     return context
 
 

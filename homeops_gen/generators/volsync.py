@@ -1,16 +1,24 @@
-"""The VolSync Kustomize component and each app's values (``out/kubernetes/``).
+"""The VolSync Kustomize components and each app's values (``out/kubernetes/``).
 
-``components/volsync/`` is included from an app's Flux Kustomization (``spec.components``)
-and filled by ``postBuild.substituteFrom`` with the app's ConfigMap
-(``apps/<namespace>/<app>/volsync.yaml``). It holds:
+An app includes one component, ``components/volsync-apps/<app>/``, from its Flux
+Kustomization (``spec.components``) and fills it with ``postBuild.substituteFrom`` from its
+ConfigMap (``apps/<namespace>/<app>/volsync.yaml``). That component lists the shared ones the
+app needs:
 
-- ``kopia.yaml``: the repository ExternalSecret, a ``kopia`` ReplicationSource writing to the
-  filesystem repository on the catalog's NFS share (mounted through ``moverVolumes``), and a
-  bootstrap ReplicationDestination with a manual trigger;
-- ``r2.yaml``: a second ExternalSecret and a ``restic`` ReplicationSource ``${APP}-r2`` to
-  Cloudflare R2 (only when the catalog has an R2 object store);
-- ``pvc.yaml``: the app's PVC, populated from the bootstrap destination, so that a fresh
-  cluster restores the data before the app starts.
+- ``components/volsync/`` (every app): ``kopia.yaml``, the repository ExternalSecret, a
+  ``kopia`` ReplicationSource writing to the filesystem repository on the catalog's NFS share
+  (mounted through ``moverVolumes``) and a bootstrap ReplicationDestination with a manual
+  trigger; ``pvc.yaml``, the app's PVC, populated from the bootstrap destination, so that a
+  fresh cluster restores the data before the app starts;
+- ``components/volsync-r2/`` (apps copied offsite, when the catalog has an R2 store):
+  ``r2.yaml``, a second ExternalSecret and a ``restic`` ReplicationSource ``${APP}-r2`` to
+  Cloudflare R2. An app kept out of the offsite copies never lists it, and its ConfigMap
+  carries no ``VOLSYNC_R2_*`` value (``VOLSYNC_R2_SCHEDULE`` has no default, so listing it
+  anyway fails instead of shipping the data);
+- ``components/volsync-direct/`` (apps whose StorageClass has no CSI snapshots): patches the
+  bootstrap to restore straight into the claim (``copyMethod: Direct``, ``destinationPVC``),
+  paused, since VolSync's volume populator needs a VolumeSnapshot; the PVC loses its
+  ``dataSourceRef`` and no object names a VolumeSnapshotClass.
 
 ``volsync/kopia-maintenance.yaml`` runs Kopia's maintenance on the shared repository.
 Field names follow the CRDs of the VolSync fork that adds the Kopia mover.
@@ -18,19 +26,40 @@ Field names follow the CRDs of the VolSync fork that adds the Kopia mover.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from homeops_gen.catalog.model import Catalog, Retention, Service, VolsyncSettings
+from homeops_gen.catalog.policy import RETAIN_PERIODS, volsync_retain
 from homeops_gen.plan import OutputFile, YamlDocuments
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule
 
-__all__ = ["COMPONENT", "REPOSITORY_MOUNT", "Variable", "app_values", "component_variables"]
+__all__ = [
+    "APP_COMPONENTS",
+    "COMPONENT",
+    "DIRECT_COMPONENT",
+    "R2_COMPONENT",
+    "REPOSITORY_MOUNT",
+    "Variable",
+    "app_component",
+    "app_components",
+    "app_values",
+    "component_variables",
+    "r2_variables",
+    "yaml_safe",
+]
 
 COMPONENT = "kubernetes/components/volsync"
+R2_COMPONENT = "kubernetes/components/volsync-r2"
+DIRECT_COMPONENT = "kubernetes/components/volsync-direct"
+#: Each app's own component (``<folder>/<app>``), listing the shared ones it needs.
+APP_COMPONENTS = "kubernetes/components/volsync-apps"
 #: moverVolumes mount below /mnt: the Kopia repository is at /mnt/repository.
 REPOSITORY_MOUNT = "repository"
 _API = "volsync.backube/v1alpha1"
@@ -65,13 +94,42 @@ def cache_limits_mb(capacity: str) -> tuple[int, int]:
 
 def retain(retention: Retention, schedule: Schedule | None) -> dict[str, int]:
     """Snapshot counts per period that cover the catalog's retention."""
-    days = retention.copies if retention.copies is not None else retention.period.days  # type: ignore[union-attr]
-    hourly = 24 if schedule is not None and schedule.max_gap().total_seconds() < 86400 else 0
-    return {"hourly": hourly, "daily": days, "weekly": days // 7, "monthly": days // 30}
+    return volsync_retain(retention, schedule)
+
+
+#: The component's own fallback counts (an app's ConfigMap always gives its own).
+_KOPIA_KEEP = {"hourly": 24, "daily": 7, "weekly": 4, "monthly": 2, "yearly": 0}
+_R2_KEEP = {"hourly": 0, "daily": 7, "weekly": 4, "monthly": 2, "yearly": 0}
+#: Plain scalars that YAML 1.1 parsers (Flux's among them) read as booleans or null.
+_YAML11_SPECIAL = frozenset(
+    {
+        *("y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO"),
+        *("true", "True", "TRUE", "false", "False", "FALSE"),
+        *("on", "On", "ON", "off", "Off", "OFF"),
+        *("~", "null", "Null", "NULL"),
+    }
+)
+
+
+def yaml_safe(value: str) -> bool:
+    """Whether ``value`` pasted unquoted after ``key: `` reads back as itself (or as the
+    integer it spells). Flux substitutes into each object's YAML text and parses it again,
+    so a value starting with ``*``, ``&``, ``!``, ``{``, ``[``, ``%`` or ``@``, holding
+    ``: `` or `` #``, or spelling a YAML 1.1 boolean or null would change the object."""
+    if not value or value in _YAML11_SPECIAL or value != value.strip() or "\n" in value:
+        return False
+    try:
+        read = yaml.safe_load(f"key: {value}\n")
+    except yaml.YAMLError:
+        return False
+    if not isinstance(read, dict) or list(read) != ["key"]:
+        return False
+    got = read["key"]
+    return bool(got == value or (type(got) is int and str(got) == value))
 
 
 def component_variables(v: VolsyncSettings) -> dict[str, Variable]:
-    """Every variable the component reads, with the catalog's defaults."""
+    """Every variable ``components/volsync`` reads, with the catalog's defaults."""
     metadata_mb, content_mb = cache_limits_mb(v.cache_capacity)
     items = [
         Variable("APP", None, "name of the app: prefix of every object"),
@@ -79,7 +137,16 @@ def component_variables(v: VolsyncSettings) -> dict[str, Variable]:
         Variable("VOLSYNC_CAPACITY", "5Gi", "size of the PVC and of a restore"),
         Variable("VOLSYNC_ACCESSMODES", "ReadWriteOnce", "access mode of the PVC"),
         Variable("VOLSYNC_STORAGECLASS", v.storage_class, "StorageClass of the PVC"),
-        Variable("VOLSYNC_SNAPSHOTCLASS", v.snapshot_class, "VolumeSnapshotClass for copies"),
+        Variable(
+            "VOLSYNC_COPYMETHOD",
+            v.copy_method,
+            "how the sources copy the PVC: Snapshot, Clone or Direct",
+        ),
+        Variable(
+            "VOLSYNC_SNAPSHOTCLASS",
+            v.snapshot_class,
+            "VolumeSnapshotClass for copies (unused by components/volsync-direct apps)",
+        ),
         Variable("VOLSYNC_CACHE_STORAGECLASS", v.cache_storage_class, "StorageClass of the cache"),
         Variable(
             "VOLSYNC_CACHE_CAPACITY",
@@ -103,22 +170,35 @@ def component_variables(v: VolsyncSettings) -> dict[str, Variable]:
             str(content_mb),
             f"Kopia content cache limit ({_CONTENT_SHARE:.0%} of the cache volume)",
         ),
-        Variable("VOLSYNC_KOPIA_HOURLY", "24", "hourly Kopia snapshots kept"),
-        Variable("VOLSYNC_KOPIA_DAILY", "7", "daily Kopia snapshots kept"),
-        Variable("VOLSYNC_KOPIA_WEEKLY", "4", "weekly Kopia snapshots kept"),
-        Variable("VOLSYNC_KOPIA_MONTHLY", "2", "monthly Kopia snapshots kept"),
+        *(
+            Variable(f"VOLSYNC_KOPIA_{period.upper()}", str(n), f"{period} Kopia snapshots kept")
+            for period, n in _KOPIA_KEEP.items()
+        ),
         Variable("VOLSYNC_NFS_SERVER", v.nfs_server, "NFS server of the Kopia repository"),
         Variable("VOLSYNC_NFS_PATH", v.kopia_nfs_path, "exported folder of the Kopia repository"),
     ]
-    if v.r2 is not None:
-        items += [
-            Variable("VOLSYNC_R2_SCHEDULE", "30 0 * * *", "cron of the restic copy to R2"),
-            Variable("VOLSYNC_R2_DAILY", "7", "daily R2 snapshots kept"),
-            Variable("VOLSYNC_R2_WEEKLY", "4", "weekly R2 snapshots kept"),
-            Variable("VOLSYNC_R2_MONTHLY", "2", "monthly R2 snapshots kept"),
-            Variable("VOLSYNC_R2_PRUNE_DAYS", "7", "days between restic prunes"),
-        ]
     return {item.name: item for item in items}
+
+
+def r2_variables(v: VolsyncSettings) -> dict[str, Variable]:
+    """The variables ``components/volsync-r2`` reads besides those of ``components/volsync``."""
+    items = [
+        Variable(
+            "VOLSYNC_R2_SCHEDULE",
+            None,
+            "cron of the restic copy to R2 (only offsite-included apps carry it)",
+        ),
+        *(
+            Variable(f"VOLSYNC_R2_{period.upper()}", str(n), f"{period} R2 snapshots kept")
+            for period, n in _R2_KEEP.items()
+        ),
+        Variable("VOLSYNC_R2_PRUNE_DAYS", "7", "days between restic prunes"),
+    ]
+    return {item.name: item for item in items}
+
+
+def _all_variables(v: VolsyncSettings) -> dict[str, Variable]:
+    return component_variables(v) | r2_variables(v)
 
 
 def _cache(var: dict[str, Variable]) -> dict[str, Any]:
@@ -129,10 +209,11 @@ def _cache(var: dict[str, Variable]) -> dict[str, Any]:
     }
 
 
-def _copy(var: dict[str, Variable]) -> dict[str, Any]:
-    """How the point-in-time copy of the volume is made."""
+def _copy(var: dict[str, Variable], method: str | None = None) -> dict[str, Any]:
+    """How the point-in-time copy of the volume is made: the app's copy method for the
+    sources, ``method`` for the bootstrap destination."""
     return {
-        "copyMethod": "Snapshot",
+        "copyMethod": method or var["VOLSYNC_COPYMETHOD"].ref(),
         "volumeSnapshotClassName": var["VOLSYNC_SNAPSHOTCLASS"].ref(),
         "storageClassName": var["VOLSYNC_STORAGECLASS"].ref(),
         "accessModes": [var["VOLSYNC_ACCESSMODES"].ref()],
@@ -211,7 +292,7 @@ def kopia_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
                 "parallelism": var["VOLSYNC_KOPIA_PARALLELISM"].ref(),
                 "retain": {
                     period: var[f"VOLSYNC_KOPIA_{period.upper()}"].ref()
-                    for period in ("hourly", "daily", "weekly", "monthly")
+                    for period in RETAIN_PERIODS
                 },
                 **_copy(var),
                 **_cache(var),
@@ -232,7 +313,8 @@ def kopia_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
                 "repository": secret,
                 "sourceIdentity": {"sourceName": "${APP}"},
                 "capacity": var["VOLSYNC_CAPACITY"].ref(),
-                **_copy(var),
+                # The volume populator (pvc.yaml) needs a VolumeSnapshot as the latest image.
+                **_copy(var, "Snapshot"),
                 **_cache(var),
                 **_kopia_cache_limits(var),
                 **_mover(var),
@@ -249,7 +331,7 @@ def kopia_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
 
 def r2_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
     assert v.r2 is not None and v.r2.bucket is not None
-    var = component_variables(v)
+    var = _all_variables(v)
     secret = "${APP}-volsync-r2"
     endpoint = v.r2.endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
     data = {
@@ -270,8 +352,7 @@ def r2_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
                 "repository": secret,
                 "pruneIntervalDays": var["VOLSYNC_R2_PRUNE_DAYS"].ref(),
                 "retain": {
-                    period: var[f"VOLSYNC_R2_{period.upper()}"].ref()
-                    for period in ("daily", "weekly", "monthly")
+                    period: var[f"VOLSYNC_R2_{period.upper()}"].ref() for period in RETAIN_PERIODS
                 },
                 **_copy(var),
                 **_cache(var),
@@ -301,8 +382,74 @@ def pvc_document(v: VolsyncSettings) -> dict[str, Any]:
     }
 
 
+def direct_documents() -> list[dict[str, Any]]:
+    """``components/volsync-direct``: strategic-merge patches over ``components/volsync`` (and
+    ``volsync-r2``) for a StorageClass without CSI snapshots. VolSync's volume populator only
+    takes a VolumeSnapshot, so the bootstrap restores straight into the claim instead; it is
+    paused, because a Direct restore writes over the live claim (the runbook unpauses it)."""
+    return [
+        {
+            "apiVersion": _API,
+            "kind": "ReplicationDestination",
+            "metadata": {"name": "${APP}-dst"},
+            "spec": {
+                "paused": True,
+                "kopia": {
+                    "copyMethod": "Direct",
+                    "destinationPVC": "${VOLSYNC_CLAIM}",
+                    # Only for a claim VolSync provisions itself; null deletes them.
+                    "capacity": None,
+                    "storageClassName": None,
+                    "accessModes": None,
+                    "volumeSnapshotClassName": None,
+                },
+            },
+        },
+        {
+            "apiVersion": _API,
+            "kind": "ReplicationSource",
+            "metadata": {"name": "${APP}"},
+            "spec": {"kopia": {"volumeSnapshotClassName": None}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "${VOLSYNC_CLAIM}"},
+            "spec": {"dataSourceRef": None},
+        },
+    ]
+
+
+def direct_r2_document() -> dict[str, Any]:
+    """The R2 source's patch; applied through a target, so it is a no-op without R2."""
+    return {
+        "apiVersion": _API,
+        "kind": "ReplicationSource",
+        "metadata": {"name": "${APP}-r2"},
+        "spec": {"restic": {"volumeSnapshotClassName": None}},
+    }
+
+
+def app_components(catalog: Catalog, service: Service) -> list[str]:
+    """The shared components ``service`` needs (paths below ``out/``), in build order."""
+    app = service.volsync
+    assert app is not None
+    components = [COMPONENT]
+    if app.r2_schedule is not None and catalog.settings.volsync.r2 is not None:
+        components.append(R2_COMPONENT)
+    if app.snapshot_class is None:
+        components.append(DIRECT_COMPONENT)
+    return components
+
+
+def app_component(service: Service) -> str:
+    """The folder of ``service``'s own component (below ``out/``)."""
+    return f"{APP_COMPONENTS}/{service.name}"
+
+
 def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
-    """The values of every component variable for ``service`` (all strings, for a ConfigMap)."""
+    """The values of the variables of every component ``service`` uses (all strings, for a
+    ConfigMap); ``VOLSYNC_R2_*`` only for an app copied to R2."""
     app = service.volsync
     assert app is not None
     v = catalog.settings.volsync
@@ -313,7 +460,8 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
         "VOLSYNC_CAPACITY": app.capacity,
         "VOLSYNC_ACCESSMODES": app.access_mode,
         "VOLSYNC_STORAGECLASS": app.storage_class,
-        "VOLSYNC_SNAPSHOTCLASS": app.snapshot_class,
+        "VOLSYNC_COPYMETHOD": app.copy_method,
+        **({"VOLSYNC_SNAPSHOTCLASS": app.snapshot_class} if app.snapshot_class else {}),
         "VOLSYNC_CACHE_STORAGECLASS": v.cache_storage_class,
         "VOLSYNC_CACHE_CAPACITY": app.cache_capacity,
         "VOLSYNC_CACHE_ACCESSMODES": "ReadWriteOnce",
@@ -324,38 +472,58 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
         "VOLSYNC_KOPIA_PARALLELISM": str(v.kopia_parallelism),
         "VOLSYNC_KOPIA_METADATA_CACHE_MB": str(metadata_mb),
         "VOLSYNC_KOPIA_CONTENT_CACHE_MB": str(content_mb),
-        **{
-            f"VOLSYNC_KOPIA_{k.upper()}": str(n)
-            for k, n in retain(service.retention, service.schedule).items()
-        },
+        **{f"VOLSYNC_KOPIA_{k.upper()}": str(n) for k, n in app.retain.items()},
         "VOLSYNC_NFS_SERVER": v.nfs_server,
         "VOLSYNC_NFS_PATH": v.kopia_nfs_path,
     }
-    if app.r2_schedule is not None:
-        r2 = retain(service.retention, app.r2_schedule)
+    variables = component_variables(v)
+    if R2_COMPONENT in app_components(catalog, service):
+        assert app.r2_schedule is not None and app.r2_retain is not None
         values |= {
             "VOLSYNC_R2_SCHEDULE": app.r2_schedule.timing.cron,
-            **{f"VOLSYNC_R2_{k.upper()}": str(r2[k]) for k in ("daily", "weekly", "monthly")},
+            **{f"VOLSYNC_R2_{k.upper()}": str(n) for k, n in app.r2_retain.items()},
             "VOLSYNC_R2_PRUNE_DAYS": "7",
         }
-    assert values.keys() == component_variables(v).keys()
+        variables |= r2_variables(v)
+    if app.snapshot_class is None:  # components/volsync-direct drops its only references
+        variables.pop("VOLSYNC_SNAPSHOTCLASS")
+    assert values.keys() <= variables.keys()
+    assert all(n in values for n, var in variables.items() if var.default is None), service.name
+    unsafe = sorted(name for name, value in values.items() if not yaml_safe(value))
+    if unsafe:  # the catalog's validation keeps these out; never write a ConfigMap Flux breaks
+        raise ValueError(f"{service.name}: not YAML-safe after substitution: {unsafe}")
     return values
 
 
-def _header(v: VolsyncSettings) -> str:
-    lines = [
-        "VolSync component: copies an app's PVC to a Kopia repository on NFS"
-        + (" and, with restic, to Cloudflare R2." if v.r2 is not None else "."),
-        "Include it from the app's Flux Kustomization and fill it from the app's ConfigMap:",
-        "  spec.components: [../../components/volsync]",
-        "  spec.postBuild.substituteFrom: [{kind: ConfigMap, name: <app>-volsync}]",
-        "",
-        "Variables Flux substitutes (those marked required have no default):",
-    ]
-    for variable in component_variables(v).values():
+def _header(title: str, usage: list[str], variables: dict[str, Variable]) -> str:
+    lines = [title, *usage]
+    if variables:
+        lines += ["", "Variables Flux substitutes (those marked required have no default):"]
+    for variable in variables.values():
         default = "required" if variable.default is None else f"default {variable.default}"
         lines.append(f"  {variable.name}: {variable.description} ({default})")
     return "\n".join(lines)
+
+
+_USAGE = [
+    "Apps do not list it themselves: each includes its own components/volsync-apps/<app>,",
+    "which lists the shared components it needs, from its Flux Kustomization:",
+    "  spec.components: [<path>/components/volsync-apps/<app>]",
+    "  spec.postBuild.substituteFrom: [{kind: ConfigMap, name: <app>-volsync}]",
+]
+
+
+def _component(resources: list[str] | None = None, **more: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        **({"resources": sorted(resources)} if resources else {}),
+        **more,
+    }
+
+
+def _relative(path: str, start: str) -> str:
+    return posixpath.relpath(path, start)
 
 
 def maintenance_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
@@ -387,29 +555,84 @@ def maintenance_documents(v: VolsyncSettings) -> list[dict[str, Any]]:
     return [secret, maintenance]
 
 
-@register_generator("volsync", description="out/kubernetes: the VolSync component, app values")
+@register_generator("volsync", description="out/kubernetes: the VolSync components, app values")
 def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
     apps = [s for s in catalog.services if s.uses("volsync")]
     if not apps:
         return
     v = catalog.settings.volsync
-    resources = ["./kopia.yaml", "./pvc.yaml"] + (["./r2.yaml"] if v.r2 is not None else [])
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
-        "kind": "Component",
-        "resources": sorted(resources),
-    }
+    used = {component for s in apps for component in app_components(catalog, s)}
+    title = "VolSync component: copies an app's PVC to a Kopia repository on NFS, and restores it."
     yield OutputFile(
-        f"{COMPONENT}/kustomization.yaml", YamlDocuments((kustomization,), comment=_header(v))
+        f"{COMPONENT}/kustomization.yaml",
+        YamlDocuments(
+            (_component(["./kopia.yaml", "./pvc.yaml"]),),
+            comment=_header(title, _USAGE, component_variables(v)),
+        ),
     )
     yield OutputFile(f"{COMPONENT}/kopia.yaml", YamlDocuments(tuple(kopia_documents(v))))
     yield OutputFile(f"{COMPONENT}/pvc.yaml", YamlDocuments((pvc_document(v),)))
-    if v.r2 is not None:
-        yield OutputFile(f"{COMPONENT}/r2.yaml", YamlDocuments(tuple(r2_documents(v))))
+    if R2_COMPONENT in used:
+        title = (
+            "VolSync R2 component: a second copy of the app's PVC, with restic, to Cloudflare "
+            "R2.\nOnly for apps copied offsite; it needs components/volsync before it."
+        )
+        yield OutputFile(
+            f"{R2_COMPONENT}/kustomization.yaml",
+            YamlDocuments(
+                (_component(["./r2.yaml"]),), comment=_header(title, [], r2_variables(v))
+            ),
+        )
+        yield OutputFile(f"{R2_COMPONENT}/r2.yaml", YamlDocuments(tuple(r2_documents(v))))
+    if DIRECT_COMPONENT in used:
+        title = (
+            "VolSync component for a StorageClass without CSI snapshots, after components/volsync"
+            "\n(and volsync-r2): the bootstrap restores straight into the claim (copyMethod "
+            "Direct),\npaused, as VolSync's volume populator needs a VolumeSnapshot; the PVC "
+            "has no dataSourceRef."
+        )
+        r2_target = {
+            "group": "volsync.backube",
+            "version": "v1alpha1",
+            "kind": "ReplicationSource",
+            # A regular expression: the name exactly, braces and dollar escaped.
+            "name": re.escape("${APP}-r2"),
+        }
+        kustomization = _component(
+            patches=[{"path": "./direct.yaml"}, {"path": "./r2.yaml", "target": r2_target}]
+        )
+        yield OutputFile(
+            f"{DIRECT_COMPONENT}/kustomization.yaml",
+            YamlDocuments((kustomization,), comment=_header(title, [], {})),
+        )
+        yield OutputFile(
+            f"{DIRECT_COMPONENT}/direct.yaml", YamlDocuments(tuple(direct_documents()))
+        )
+        yield OutputFile(f"{DIRECT_COMPONENT}/r2.yaml", YamlDocuments((direct_r2_document(),)))
     yield OutputFile(
         "kubernetes/volsync/kopia-maintenance.yaml", YamlDocuments(tuple(maintenance_documents(v)))
     )
+    prefix = "kubernetes/"
     for service in apps:
+        folder = app_component(service)
+        components = app_components(catalog, service)
+        offsite = (
+            "copied to R2"
+            if R2_COMPONENT in components
+            else f"not copied to R2: {_no_r2_reason(catalog, service)}"
+        )
+        comment = (
+            f"VolSync of {service.name} ({service.namespace}): {offsite}.\n"
+            f"Fill it from ConfigMap {service.name}-volsync (namespace {v.flux_namespace})."
+        )
+        yield OutputFile(
+            f"{folder}/kustomization.yaml",
+            YamlDocuments(
+                (_component(components=[_relative(c, folder) for c in components]),),
+                comment=comment,
+            ),
+            subject=service.name,
+        )
         config_map = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -418,6 +641,12 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
         }
         yield OutputFile(
             f"kubernetes/apps/{service.namespace}/{service.name}/volsync.yaml",
-            YamlDocuments((config_map,)),
+            YamlDocuments((config_map,), comment=f"The values of {folder.removeprefix(prefix)}."),
             subject=service.name,
         )
+
+
+def _no_r2_reason(catalog: Catalog, service: Service) -> str:
+    if not service.offsite.included:
+        return f"offsite excluded ({service.offsite.reason or 'no reason given'})"
+    return "settings.object_stores has no R2 store"

@@ -23,15 +23,18 @@ SOURCE="$BACKUP_DIR/$name"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 log "restoring from $SOURCE"
 
-# Restores into a new data directory below ETCD_RESTORE_ROOT (a host folder of the
-# control-plane node); etcd is then pointed at it (see the runbook).
-: "${ETCD_RESTORE_ROOT:?}"
+# Runs as the restore Job's init container: checks the chosen snapshot and leaves it in the
+# shared folder, where the Job's etcdctl (the tools image, no shell) restores it into
+# ETCD_RESTORE_ROOT/data-restored (see the runbook).
+: "${ETCD_SNAPSHOT:?}" "${ETCD_RESTORE_ROOT:?}"
 snapshot="$SOURCE/snapshot.db"
-tool="$(command -v etcdutl || command -v etcdctl)" || fail "no etcdutl or etcdctl"
-"$tool" snapshot status "$snapshot" --write-out=table
-target="$ETCD_RESTORE_ROOT/data-$STAMP"
-[ ! -e "$target" ] || fail "$target already exists"
-"$tool" snapshot restore "$snapshot" --data-dir="$target"
-log "restored into $target"
+[ -s "$snapshot" ] || fail "$snapshot is missing or empty"
+if [ -e "$snapshot.sha256" ]; then
+  (cd "$SOURCE" && sha256sum -c snapshot.db.sha256) || fail "$snapshot does not match its checksum"
+fi
+target="$ETCD_RESTORE_ROOT/data-restored"
+[ ! -e "$target" ] || fail "$target already exists: move it away first"
+cp "$snapshot" "$ETCD_SNAPSHOT"
+log "snapshot ready; etcdctl restores it into $target"
 
 log "restore from $name complete"
