@@ -365,6 +365,9 @@ def test_placement_from_the_catalog_reaches_the_cron_job_and_the_restore_job(
         "fsGroup": 1000,
     }
     assert "affinity" not in spec  # a restore runs with the app stopped
+    import kubernetes_validate
+
+    kubernetes_validate.validate(job, "1.32", strict=True)  # raises on a schema violation
 
 
 @pytest.mark.parametrize(
