@@ -24,7 +24,7 @@ import yaml
 from conftest import REPO, require_tool
 from engines import FakePushgateway, free_port
 from hcl import container, env_of, find_resources, load_tf, pod_spec
-from jobs import backups, load_job, run_job
+from jobs import backups, job_env, load_job, run_job, shell_argv
 from test_runbooks import job_manifest, load_restore, run_restore
 
 STACK = REPO / "out" / "terraform" / "stacks" / "etcd"
@@ -303,3 +303,44 @@ def test_the_pod_runs_etcdctl_from_the_tools_image_and_the_script_from_a_shell_i
     assert script["command"] == ["/bin/sh", "-c"]
     manifest = yaml.safe_load((REPO / "out/docs/runbooks/restore-etcd/job.yaml").read_text())
     assert "bitnami" not in (STACK / "backup.tf").read_text() + yaml.safe_dump(manifest)
+
+
+def test_a_run_stopped_by_its_deadline_reports_the_failure(
+    pushgateway: FakePushgateway, tmp_path: Path
+) -> None:
+    """A TERM (the pod being stopped) runs the script's trap once the command in progress
+    returns (the shell defers it until then): it pushes backup_last_run_success 0 and removes
+    the partial folder. A run SIGKILLed first reports nothing; BackupJobFailing covers it."""
+    backup_dir = tmp_path / "backup"
+    backup_dir.mkdir()
+    snapshot = tmp_path / "snapshot.db"
+    snapshot.write_bytes(b"etcd-snapshot")
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "cp").write_text("#!/bin/sh\nexec sleep 3\n")  # a copy on a slow volume
+    (slow / "cp").chmod(0o755)
+    job = load_job(STACK)
+    overrides = {
+        "BACKUP_DIR": str(backup_dir),
+        "PUSHGATEWAY_URL": pushgateway.url,
+        "ETCD_SNAPSHOT": str(snapshot),
+    }
+    env = job_env(job, overrides)
+    env["PATH"] = f"{slow}:{env['PATH']}"
+    with subprocess.Popen(
+        [*shell_argv(job.shell), job.script], env=env, stderr=subprocess.PIPE, text=True
+    ) as run:
+        _wait_for(lambda: any(p.name.endswith(".partial") for p in backup_dir.iterdir()))
+        time.sleep(0.3)  # inside cp
+        run.terminate()
+        _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 143, stderr
+    pushgateway.failure_report("etcd")
+    assert list(backup_dir.iterdir()) == []
+
+
+def _wait_for(check: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -110,9 +110,11 @@ resource "kubernetes_cron_job_v1" "backup" {
 
                 CLEANUP=
                 OUTCOME_PUSHED=
-                # Every run ends by reporting its outcome: a failure (any non-zero exit, or a TERM from the
-                # Job's deadline) pushes backup_last_run_success 0, so BackupRunFailed fires now and clears
-                # with the next success. backup_last_success_timestamp is left as it was.
+                # Every run ends by reporting its outcome: a failure (any non-zero exit; a TERM once the
+                # command in progress returns) pushes backup_last_run_success 0, so BackupRunFailed fires
+                # now and clears with the next success; backup_last_success_timestamp is left as it was.
+                # A run killed outright (OOM, the deadline's SIGKILL) reports nothing: BackupJobFailing
+                # (kube-state-metrics) catches it.
                 finish() {
                   status=$?
                   trap - EXIT
