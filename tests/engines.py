@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -768,6 +769,104 @@ class RedisServer(_ServerProcess):
             argv += ["-a", self.password, "--no-auth-warning"]
         out = _run([*argv, *args], env=client_env(), what="redis-cli").stdout
         return out[:-1] if out.endswith("\n") else out
+
+
+# --------------------------------------------------------------------------------------------
+# etcd, and servers that answer a readiness URL (Pushgateway, Prometheus)
+# --------------------------------------------------------------------------------------------
+
+
+class EtcdServer(_ServerProcess):
+    """One etcd member on 127.0.0.1:<free port>, its data in ``data_dir``.
+
+    ``pki``: a folder with ``ca.crt``, ``server.crt``/``.key`` and the client pair
+    ``healthcheck-client.crt``/``.key``; clients must then present that certificate (TLS
+    only). ``new=False`` starts on an existing data directory (a restored one).
+    """
+
+    kind = "etcd"
+
+    def __init__(self, data_dir: Path, pki: Path | None = None, *, new: bool = True) -> None:
+        super().__init__()
+        self.data_dir, self.pki, self.new = data_dir, pki, new
+        self.etcd = _require_program("etcd")
+        self.etcdctl = _require_program("etcdctl")
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.pki else 'http'}://{self.host}:{self.port}"
+
+    def _prepare(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-etcd.log"
+
+    def _command(self) -> tuple[list[str], dict[str, Any]]:
+        peer = f"http://{self.host}:{free_port()}"
+        argv = [
+            self.etcd,
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={self.url}",
+            f"--advertise-client-urls={self.url}",
+            f"--listen-peer-urls={peer}",
+        ]
+        if self.new:
+            argv += [f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=default={peer}"]
+        if self.pki:
+            argv += [
+                f"--cert-file={self.pki}/server.crt",
+                f"--key-file={self.pki}/server.key",
+                f"--trusted-ca-file={self.pki}/ca.crt",
+                "--client-cert-auth",
+            ]
+        return argv, {}
+
+    def _ready(self) -> bool:
+        return self.ctl("endpoint", "health", check=False).returncode == 0
+
+    def client_env(self) -> dict[str, str]:
+        env = {"ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": self.url, "PATH": os.environ["PATH"]}
+        if self.pki:
+            env |= {
+                "ETCDCTL_CACERT": f"{self.pki}/ca.crt",
+                "ETCDCTL_CERT": f"{self.pki}/healthcheck-client.crt",
+                "ETCDCTL_KEY": f"{self.pki}/healthcheck-client.key",
+            }
+        return env
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.etcdctl, *args],
+            env=self.client_env(),
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=30,
+        )
+
+
+class ReadyServer(_ServerProcess):
+    """A program given its listen address by ``argv(port)``, ready once ``ready_path``
+    answers 200 (the Pushgateway's and Prometheus' ``/-/ready``)."""
+
+    def __init__(
+        self, kind: str, argv: Callable[[int], list[str]], log_path: Path, ready_path: str
+    ) -> None:
+        super().__init__()
+        self.kind, self._argv, self.ready_path = kind, argv, ready_path  # type: ignore[misc]
+        self.log_path = log_path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _command(self) -> tuple[list[str], dict[str, Any]]:
+        return self._argv(self.port), {}
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from engines import FakePushgateway, free_port
+from engines import EtcdServer, FakePushgateway
 from hcl import container, env_of, find_resources, load_tf, pod_spec
 from jobs import backups, job_env, load_job, run_job, shell_argv
 from test_runbooks import job_manifest, load_restore, run_restore
@@ -59,82 +59,13 @@ def _pki(folder: Path) -> Path:
     return folder
 
 
-class Etcd:
-    """One etcd member on loopback; ``tls``: clients need a certificate from ``pki``."""
-
-    def __init__(self, data_dir: Path, pki: Path | None, *, new: bool = True) -> None:
-        self.port, peer = free_port(), free_port()
-        scheme = "https" if pki else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.pki = pki
-        args = [
-            require_tool("etcd"),
-            f"--data-dir={data_dir}",
-            f"--listen-client-urls={self.url}",
-            f"--advertise-client-urls={self.url}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}",
-        ]
-        if new:
-            args += [
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer}",
-            ]
-        if pki:
-            args += [
-                f"--cert-file={pki}/server.crt",
-                f"--key-file={pki}/server.key",
-                f"--trusted-ca-file={pki}/ca.crt",
-                "--client-cert-auth",
-            ]
-        self.log = data_dir.parent / f"etcd-{self.port}.log"
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while self.ctl("endpoint", "health", check=False).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"etcd did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def client_env(self) -> dict[str, str]:
-        env = {"ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": self.url, "PATH": os.environ["PATH"]}
-        if self.pki:
-            env |= {
-                "ETCDCTL_CACERT": f"{self.pki}/ca.crt",
-                "ETCDCTL_CERT": f"{self.pki}/healthcheck-client.crt",
-                "ETCDCTL_KEY": f"{self.pki}/healthcheck-client.key",
-            }
-        return env
-
-    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [require_tool("etcdctl"), *args],
-            env=self.client_env(),
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=30,
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Etcd]:
+def cluster(tmp_path: Path) -> Iterator[EtcdServer]:
     require_tool("etcd")
-    member = Etcd(tmp_path / "member", _pki(tmp_path / "pki"))
-    try:
+    with EtcdServer(tmp_path / "member", _pki(tmp_path / "pki")) as member:
         for index in range(200):
             member.ctl("put", f"/registry/pods/ns/pod-{index:03d}", f"spec {index}")
         yield member
-    finally:
-        member.stop()
 
 
 def _moved(value: str, places: Mapping[str, Path]) -> str:
@@ -163,7 +94,7 @@ def _run(
 
 
 def _init_containers(
-    places: Mapping[str, Path], etcd: Etcd, timeout: float = 90
+    places: Mapping[str, Path], etcd: EtcdServer, timeout: float = 90
 ) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
     """Run the backup pod's init containers in order, as the kubelet would; stops at the
     first that fails."""
@@ -182,7 +113,7 @@ def _init_containers(
 
 
 def test_the_job_takes_checks_and_keeps_a_snapshot_and_the_restore_brings_every_key_back(
-    cluster: Etcd, pushgateway: FakePushgateway, tmp_path: Path
+    cluster: EtcdServer, pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     assert cluster.pki is not None
     snapshots, backup_dir = tmp_path / "snapshot", tmp_path / "backup"
@@ -233,14 +164,11 @@ def test_the_job_takes_checks_and_keeps_a_snapshot_and_the_restore_brings_every_
     assert (data_dir / "member").is_dir()
 
     # A member started on the restored directory answers with every key.
-    revived = Etcd(data_dir, None, new=False)
-    try:
+    with EtcdServer(data_dir, new=False) as revived:
         keys = revived.ctl("get", "/registry/pods/", "--prefix", "--keys-only").stdout.split()
         assert len(keys) == 200
         value = revived.ctl("get", "/registry/pods/ns/pod-123", "--print-value-only").stdout
         assert value.strip() == "spec 123"
-    finally:
-        revived.stop()
 
     # A second restore never writes over the first.
     again = run_restore(restore, overrides)
@@ -257,7 +185,7 @@ def _env_of(box: Mapping[str, Any]) -> dict[str, str]:
 
 
 def test_a_snapshot_etcd_refuses_fails_in_the_init_container_and_nothing_is_kept(
-    cluster: Etcd, pushgateway: FakePushgateway, tmp_path: Path
+    cluster: EtcdServer, pushgateway: FakePushgateway, tmp_path: Path
 ) -> None:
     """A client certificate etcd does not trust: the snapshot container fails (or, as
     etcdctl 3.4 does, retries until the Job's deadline stops it), the pod never reaches the

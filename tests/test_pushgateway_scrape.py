@@ -6,7 +6,6 @@ ServiceMonitor says (``honorLabels`` -> ``honor_labels``), with the generated ru
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from engines import free_port
+from engines import ReadyServer
 from jobs import load_job, run_job
 
 OUT = REPO / "out"
@@ -42,37 +41,18 @@ def _wait(check: Any, what: str, seconds: float = 30) -> Any:
     pytest.fail(f"timed out waiting for {what}")
 
 
-class Server:
-    def __init__(self, argv: list[str], log: Path, ready: str) -> None:
-        self.log = log
-        with log.open("w") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        _wait(lambda: urllib.request.urlopen(ready, timeout=2).status == 200, argv[0])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
     binary = require_tool("prometheus-pushgateway")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = Server(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
-        tmp_path / "pushgateway.log",
-        f"{url}/-/ready",
-    )
-    yield url
-    server.stop()
+
+    def argv(port: int) -> list[str]:
+        return [binary, f"--web.listen-address=127.0.0.1:{port}"]
+
+    with ReadyServer("pushgateway", argv, tmp_path / "pushgateway.log", "/-/ready") as server:
+        yield server.url
 
 
-def _prometheus(tmp_path: Path, target: str, honor_labels: bool) -> tuple[Server, str]:
-    port = free_port()
+def _prometheus(tmp_path: Path, target: str, honor_labels: bool) -> ReadyServer:
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
@@ -88,18 +68,16 @@ def _prometheus(tmp_path: Path, target: str, honor_labels: bool) -> tuple[Server
     folder = tmp_path / f"prometheus-{honor_labels}"
     folder.mkdir()
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    url = f"http://127.0.0.1:{port}"
-    server = Server(
-        [
+
+    def argv(port: int) -> list[str]:
+        return [
             require_tool("prometheus"),
             f"--config.file={folder / 'prometheus.yml'}",
             f"--storage.tsdb.path={folder / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        folder / "prometheus.log",
-        f"{url}/-/ready",
-    )
-    return server, url
+        ]
+
+    return ReadyServer("prometheus", argv, folder / "prometheus.log", "/-/ready")
 
 
 def _series(prometheus: str, query: str) -> list[dict[str, Any]]:
@@ -127,8 +105,8 @@ def test_the_rules_see_the_pushed_success_only_with_the_generated_scrape(
     result = run_job(load_job(OUT / "terraform/stacks/etcd"), env)
     assert result.returncode == 0, result.stderr
 
-    server, prometheus = _prometheus(tmp_path, pushgateway, honor_labels=honor)
-    try:
+    with _prometheus(tmp_path, pushgateway, honor_labels=honor) as server:
+        prometheus = server.url
         _wait(lambda: _series(prometheus, "up") and _series(prometheus, "push_time_seconds"),
               "the first scrape")  # fmt: skip
         selected = 'backup_last_success_timestamp{job="homeops_backup",service="etcd"}'
@@ -147,5 +125,3 @@ def test_the_rules_see_the_pushed_success_only_with_the_generated_scrape(
         )
         names = {rule["name"] for group in rules for rule in group["rules"]}
         assert {"BackupStale", "BackupNeverSucceeded", "BackupRunFailed"} <= names
-    finally:
-        server.stop()
