@@ -399,3 +399,59 @@ def shell_script(container_body: Mapping[str, Any]) -> str:
             script: str = argv[index + 1]
             return script
     raise KeyError(f"container does not run 'sh -c SCRIPT': {argv!r:.200}")
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation of the text expressions the stacks use
+# --------------------------------------------------------------------------------------------
+
+_FILE_CALL = re.compile(r'file\("\$\{path\.module\}/([^"\\$%]+)"\)')
+_MODULE_OUTPUT = re.compile(r"module\.([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)")
+
+
+def module_doc(folder: Path) -> dict[str, Any]:
+    """Every ``.tf`` file of a module folder, merged as Terraform reads a module."""
+    merged: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.tf")):
+        for kind, entries in load_tf(path).items():
+            merged.setdefault(kind, []).extend(entries)
+    return merged
+
+
+def evaluate_text(value: Any, folder: Path, doc: Mapping[str, Any] | None = None) -> str:
+    """The string Terraform gives ``value`` in the module at ``folder`` (``doc``: its parsed
+    files). Plain strings are themselves; of expressions, only the two forms the generated
+    stacks use for text are known, each as Terraform evaluates it:
+
+    * ``file("${path.module}/NAME")``: the file's contents, which must be UTF-8 (Terraform
+      refuses anything else); ``path.module`` is the folder of the module the call is in;
+    * ``module.NAME.OUTPUT``: the ``value`` of ``output "OUTPUT"`` of the module called NAME,
+      evaluated in the module's own folder (its ``source``, a local path).
+
+    Anything else raises, so an unexpected form cannot slip past the tests."""
+    if not isinstance(value, str):
+        raise TypeError(f"not text: {value!r:.200}")
+    if not is_expression(value):
+        if has_interpolation(value):
+            raise ValueError(f"cannot evaluate the template {value!r:.200}")
+        return value
+    if match := _FILE_CALL.fullmatch(value):
+        name = match.group(1)
+        if ".." in Path(name).parts:
+            raise ValueError(f"{value}: reads outside its module")
+        return (folder / name).read_bytes().decode("utf-8")
+    if match := _MODULE_OUTPUT.fullmatch(value):
+        module, output = match.groups()
+        calls = find_blocks(doc if doc is not None else module_doc(folder), "module")
+        if module not in calls:
+            raise KeyError(f"{value}: no module {module!r} in {folder}")
+        source = calls[module]["source"]
+        if not source.startswith(("./", "../")):
+            raise ValueError(f"{value}: module source {source!r} is not a local path")
+        inner = (folder / source).resolve()
+        inner_doc = module_doc(inner)
+        outputs = find_blocks(inner_doc, "output")
+        if output not in outputs:
+            raise KeyError(f"{value}: module {source} has no output {output!r}")
+        return evaluate_text(outputs[output]["value"], inner, inner_doc)
+    raise ValueError(f"cannot evaluate {value!r:.200}")

@@ -1,41 +1,116 @@
 """Run the backup jobs that ``out/terraform`` describes, the way their containers would.
 
-A job is read back from the generated ``backup.tf``: its script (decoded as Terraform hands
-it to the container), its shell, and its environment. Tests then point the environment at
-temporary folders and loopback servers and run the script for real.
+A job is read back from the generated stack: its container's command (the image's shell and a
+script path), the scripts ConfigMap mounted where that path points (each value evaluated as
+Terraform would: ``file()`` of a file beside ``backup.tf``, or the shell module's output),
+and its environment. Tests write the ConfigMap's files into a temporary folder, point the
+environment at temporary folders and loopback servers and run the script for real.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from conftest import require_tool
-from hcl import SecretRef, container, env_of, find_resources, load_tf, shell_script
+from hcl import (
+    SecretRef,
+    container,
+    env_of,
+    evaluate_text,
+    find_resources,
+    is_expression,
+    module_doc,
+    pod_spec,
+)
+
+_CONFIG_MAP_NAME = re.compile(
+    r"kubernetes_config_map_v1\.([A-Za-z_][A-Za-z0-9_-]*)\.metadata\[0\]\.name"
+)
+_SOURCE_BESIDE = re.compile(r'^\. "\$\{0%/\*\}/([A-Za-z0-9_.-]+)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One container of a generated ``kubernetes_cron_job_v1``."""
+    """One container of a generated ``kubernetes_cron_job_v1`` and the scripts it runs."""
 
-    script: str
-    shell: str
+    #: The container's command: the image's shell and the path of the script it runs.
+    command: tuple[str, ...]
+    #: Where the scripts ConfigMap is mounted, and its files (name: text).
+    mount: str
+    files: Mapping[str, str]
     image: str
     env: Mapping[str, str | SecretRef]
+
+    @property
+    def shell(self) -> str:
+        return self.command[0]
+
+    @property
+    def entry(self) -> str:
+        """The name, in the ConfigMap, of the script the container runs."""
+        return PurePosixPath(self.command[1]).name
+
+    @property
+    def script(self) -> str:
+        """Everything a run reads: the entry script with each file it sources from beside it
+        (``. "${0%/*}/lib.sh"``) put in place of that line."""
+
+        def inline(match: re.Match[str]) -> str:
+            return self.files[match.group(1)].rstrip("\n")
+
+        return _SOURCE_BESIDE.sub(inline, self.files[self.entry])
+
+    def argv(self, folder: Path) -> list[str]:
+        """Write the ConfigMap's files into ``folder`` (the mount) and return the command that
+        runs the entry script from there under the local stand-in for the image's shell."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        return [*shell_argv(self.shell), str(folder / self.entry)]
 
 
 def load_job(stack: Path, resource: str = "backup") -> Job:
     """The job of ``resource`` in ``stack/backup.tf``."""
-    body = find_resources(load_tf(stack / "backup.tf"), "kubernetes_cron_job_v1")[resource]
+    doc = module_doc(stack)
+    body = find_resources(doc, "kubernetes_cron_job_v1")[resource]
     (only,) = _containers(body)
     box = container(body, only)
     values = {k: v for k, v in env_of(box).items() if isinstance(v, str | SecretRef)}
-    return Job(shell_script(box), box["command"][0], box["image"], values)
+    command = tuple(box["command"])
+    if len(command) != 2 or "args" in box:
+        raise ValueError(f"{stack.name}/{resource}: expected [shell, script], got {command!r}")
+    mount, files = _scripts(stack, doc, body, box, PurePosixPath(command[1]).parent)
+    if PurePosixPath(command[1]).name not in files:
+        raise KeyError(f"{stack.name}/{resource}: {command[1]} is not in the scripts ConfigMap")
+    return Job(command, mount, files, box["image"], values)
+
+
+def _scripts(
+    stack: Path,
+    doc: Mapping[str, object],
+    body: Mapping[str, object],
+    box: Mapping[str, object],
+    folder: PurePosixPath,
+) -> tuple[str, dict[str, str]]:
+    """The mount path and files of the ConfigMap volume mounted at ``folder``."""
+    (mount,) = [m for m in box["volume_mount"] if PurePosixPath(m["mount_path"]) == folder]  # type: ignore[attr-defined]
+    (volume,) = [v for v in pod_spec(body)["volume"] if v["name"] == mount["name"]]
+    (config_map,) = volume["config_map"]
+    reference = config_map["name"]
+    match = _CONFIG_MAP_NAME.fullmatch(reference) if is_expression(reference) else None
+    if match is None:
+        raise ValueError(f"{stack.name}: the scripts volume names {reference!r}, not a resource")
+    data = find_resources(doc, "kubernetes_config_map_v1")[match.group(1)]["data"]
+    files = {name: evaluate_text(value, stack, doc) for name, value in data.items()}
+    return str(folder), files
 
 
 def _containers(body: Mapping[str, object]) -> list[str]:
@@ -44,11 +119,11 @@ def _containers(body: Mapping[str, object]) -> list[str]:
 
 
 def shell_argv(shell: str) -> list[str]:
-    """How to run a script under the shell its image has: busybox ash for /bin/sh (Alpine),
-    bash for /bin/bash. Debian's dash is never used: it lacks ``set -o pipefail``."""
+    """How to run a script file under the shell its image has: busybox ash for /bin/sh
+    (Alpine), bash for /bin/bash. Debian's dash is never used: it lacks ``set -o pipefail``."""
     if shell == "/bin/bash":
-        return [require_tool("bash"), "-c"]
-    return [require_tool("busybox"), "sh", "-c"]
+        return [require_tool("bash")]
+    return [require_tool("busybox"), "sh"]
 
 
 def job_env(job: Job, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -79,15 +154,16 @@ def run_job(
     preexec: Callable[[], None] | None = None
     if file_size_limit is not None:
         preexec = _limit_file_size(file_size_limit)
-    return subprocess.run(
-        [*shell_argv(job.shell), job.script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=preexec,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="scripts-") as folder:
+        return subprocess.run(
+            job.argv(Path(folder)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=preexec,
+            check=False,
+        )
 
 
 def _limit_file_size(limit: int) -> Callable[[], None]:

@@ -8,8 +8,10 @@ final name, rotation, failure paths), using SQLite, which needs no server.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -19,7 +21,16 @@ import pytest
 import yaml
 from conftest import MINIMAL_HEAD, REPO, require_tool
 from engines import FakePushgateway, parse_metrics
-from hcl import Expression, SecretRef, container, env_of, find_resources, load_tf, pod_spec
+from hcl import (
+    Expression,
+    SecretRef,
+    container,
+    env_of,
+    find_blocks,
+    find_resources,
+    load_tf,
+    pod_spec,
+)
 from jobs import Job, backups, load_job, run_job
 
 from homeops_gen import load_catalog, load_catalog_text
@@ -72,7 +83,8 @@ def test_backup_job_follows_the_catalog(name: str) -> None:
     assert spec["starting_deadline_seconds"] >= 60  # a 10 s deadline loses runs
     box = container(body, "backup")
     assert box["image"] == service.job.image and re.search(r":[\w.-]+$", box["image"])
-    assert box["command"] == [service.job.shell, "-c"]
+    assert box["command"] == [service.job.shell, "/scripts/backup.sh"]
+    assert "args" not in box
     env = env_of(box)
     assert env["SERVICE"] == name
     assert env["BACKUP_DIR"] == "/backup"
@@ -89,6 +101,29 @@ def test_backup_job_follows_the_catalog(name: str) -> None:
     assert claim == Expression("module.backup_volume.claim_name")
     mounts = {m["name"]: m["mount_path"] for m in box["volume_mount"]}
     assert mounts["backup"] == "/backup"
+
+
+@pytest.mark.parametrize("name", DUMPED)
+def test_scripts_reach_the_pod_from_a_configmap_in_its_namespace(name: str) -> None:
+    """The container runs its script from the stack's ConfigMap, which must live in the
+    CronJob's own namespace (a pod can only mount ConfigMaps of its namespace) and carry
+    every script the stack's jobs run plus the lib.sh they source."""
+    doc = load_tf(TERRAFORM / "stacks" / name / "backup.tf")
+    (config_map,) = find_resources(doc, "kubernetes_config_map_v1").values()
+    metadata = config_map["metadata"][0]
+    assert metadata["namespace"] == CATALOG.service(name).namespace
+    assert metadata["name"] == f"{name}-backup-scripts"
+    for resource, body in cron_jobs(name).items():
+        assert body["metadata"][0]["namespace"] == metadata["namespace"]
+        (box,) = pod_spec(body)["container"]
+        script = box["command"][1]
+        volumes = {v["name"]: v for v in pod_spec(body)["volume"]}
+        (mount,) = [m for m in box["volume_mount"] if m["mount_path"] == "/scripts"]
+        assert mount["read_only"] is True
+        source = volumes[mount["name"]]["config_map"][0]["name"]
+        assert source == Expression("kubernetes_config_map_v1.scripts.metadata[0].name")
+        assert script.removeprefix("/scripts/") in config_map["data"], resource
+    assert config_map["data"]["lib.sh"] == Expression("module.shell.lib_sh")
 
 
 @pytest.mark.parametrize("name", DUMPED)
@@ -150,7 +185,7 @@ def test_etcd_runs_on_a_control_plane_node_with_its_client_certificates() -> Non
     assert mounts["etcd-certs"]["read_only"] is True
     assert "etcd-certs" not in {m["name"] for m in check["volume_mount"]}
     script_mounts = {m["name"] for m in container(body, "backup")["volume_mount"]}
-    assert script_mounts == {"backup", "snapshot"}
+    assert script_mounts == {"backup", "snapshot", "scripts"}
 
 
 def test_vaultwarden_has_an_hourly_integrity_check_job() -> None:
@@ -168,8 +203,9 @@ def test_monthly_first_sunday_runs_days_1_to_7_and_guards_the_weekday() -> None:
     spec = cron_jobs("prometheus")["backup"]["spec"][0]
     _minute, _hour, dom, month, dow = spec["schedule"].split()
     assert (dom, month, dow) == ("1-7", "*", "*")  # "1-7 * 0" would also run every Sunday
-    script = load_job(TERRAFORM / "stacks" / "prometheus").script
-    assert 'if [ "$(date +%w)" != 0 ]; then' in script
+    job = load_job(TERRAFORM / "stacks" / "prometheus")
+    assert "\nonly_on_weekday 0 Sunday\nbegin_backup\n" in job.files["backup.sh"]
+    assert 'if [ "$(date +%w)" != "$1" ]; then' in job.script
 
 
 # --- HCL escaping ----------------------------------------------------------------------------
@@ -180,8 +216,9 @@ def test_no_bare_double_dollar_anywhere() -> None:
     for path in TERRAFORM.rglob("*.tf"):
         text = path.read_text()
         assert not re.search(r"\$\$(?!\{)", text), path
-    for path in (TERRAFORM / "stacks").rglob("*.tf"):  # no interpolation is meant there
-        assert not re.search(r"(?<!\$)\$\{", path.read_text()), path
+    for path in (TERRAFORM / "stacks").rglob("*.tf"):  # only file() beside the stack
+        found = re.findall(r"(?<!\$)\$\{[^}]*\}", path.read_text())
+        assert set(found) <= {"${path.module}"}, (path, found)
 
 
 def terraform_eval(expressions: list[str], tmp_path: Path) -> list[str]:
@@ -201,7 +238,6 @@ def terraform_eval(expressions: list[str], tmp_path: Path) -> list[str]:
         check=True,
     )
     line = result.stdout.strip().splitlines()[-1]
-    import json
 
     encoded = json.loads(json.loads(line))
     return [base64.b64decode(value).decode() for value in encoded]
@@ -235,26 +271,54 @@ def test_hcl_heredocs_reach_terraform_unchanged(tmp_path: Path) -> None:
     assert terraform_eval(expressions, tmp_path) == texts
 
 
-def test_generated_scripts_decode_the_same_in_terraform(tmp_path: Path) -> None:
-    """What the tests run (tests/hcl.py) is exactly what Terraform hands the container."""
-    heredocs, decoded = [], []
+def test_scripts_configmap_holds_in_terraform_what_the_tests_run(tmp_path: Path) -> None:
+    """What the tests run (tests/jobs.py, evaluating ``file()`` and the shell module's output)
+    is exactly what Terraform puts in each stack's scripts ConfigMap: each stack's ``data``
+    expressions and module calls are evaluated by Terraform itself, in a copy of
+    out/terraform where the stack's own files are replaced by one that outputs them."""
+    terraform = require_tool("terraform")
+    copy = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM, copy)
+    compared = 0
     for stack in sorted((TERRAFORM / "stacks").iterdir()):
-        text = (stack / "backup.tf").read_text()
-        for resource, job in cron_jobs(stack.name).items():
-            start = text.index(f'"kubernetes_cron_job_v1" "{resource}"')
-            match = re.compile(r"<<-(\w+)\n.*?\n *\1\n", re.S).search(text, start)
-            assert match is not None
-            heredocs.append(match.group(0))
-            decoded.append(
-                container(
-                    job,
-                    job["metadata"][0]["name"].rsplit("-", 1)[-1]
-                    if resource == "backup"
-                    else "integrity-check",
-                )["args"][0]
+        doc = load_tf(stack / "backup.tf")
+        (data,) = [
+            body["data"] for body in find_resources(doc, "kubernetes_config_map_v1").values()
+        ]
+        folder = copy / "stacks" / stack.name
+        for tf in folder.glob("*.tf"):
+            tf.unlink()
+        modules = "".join(
+            f'module "{name}" {{\n  source = {hcl_string(body["source"])}\n}}\n'
+            for name, body in find_blocks(doc, "module").items()
+            if name == "shell"
+        )
+        entries = "".join(f"    {hcl_string(key)} = {value}\n" for key, value in data.items())
+        (folder / "eval.tf").write_text(
+            f'{modules}output "data" {{\n  value = {{\n{entries}  }}\n}}\n'
+        )
+        for command in (["init", "-backend=false"], ["apply", "-auto-approve"]):
+            subprocess.run(
+                [terraform, *command, "-input=false", "-no-color"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=True,
             )
-    assert len(heredocs) == len(DUMPED) + 1
-    assert terraform_eval(heredocs, tmp_path) == decoded
+        shown = subprocess.run(
+            [terraform, "output", "-json", "data"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        in_terraform = json.loads(shown.stdout)
+        for resource in cron_jobs(stack.name):
+            job = load_job(stack, resource)
+            assert dict(job.files) == in_terraform, f"{stack.name}/{resource}"
+            assert in_terraform["lib.sh"] == (TERRAFORM / "modules/backup-shell/lib.sh").read_text()
+            compared += 1
+    assert compared == len(DUMPED) + 1
 
 
 # --- job settings from the catalog ------------------------------------------------------------

@@ -24,7 +24,7 @@ import yaml
 from conftest import REPO, require_tool
 from engines import EtcdServer, FakePushgateway
 from hcl import container, env_of, find_resources, load_tf, pod_spec
-from jobs import backups, job_env, load_job, run_job, shell_argv
+from jobs import backups, job_env, load_job, run_job
 from test_runbooks import job_manifest, load_restore, run_restore
 
 STACK = REPO / "out" / "terraform" / "stacks" / "etcd"
@@ -228,7 +228,7 @@ def test_the_pod_runs_etcdctl_from_the_tools_image_and_the_script_from_a_shell_i
     assert [box["command"][0] for box in pod["init_container"]] == ["etcdctl", "etcdctl"]
     script = container(body, "backup")
     assert script["image"] == "docker.io/library/alpine:3.21.0"
-    assert script["command"] == ["/bin/sh", "-c"]
+    assert script["command"] == ["/bin/sh", "/scripts/backup.sh"]
     manifest = yaml.safe_load((REPO / "out/docs/runbooks/restore-etcd/job.yaml").read_text())
     assert "bitnami" not in (STACK / "backup.tf").read_text() + yaml.safe_dump(manifest)
 
@@ -256,7 +256,7 @@ def test_a_run_stopped_by_its_deadline_reports_the_failure(
     env = job_env(job, overrides)
     env["PATH"] = f"{slow}:{env['PATH']}"
     with subprocess.Popen(
-        [*shell_argv(job.shell), job.script], env=env, stderr=subprocess.PIPE, text=True
+        job.argv(tmp_path / "scripts"), env=env, stderr=subprocess.PIPE, text=True
     ) as run:
         _wait_for(lambda: any(p.name.endswith(".partial") for p in backup_dir.iterdir()))
         time.sleep(0.3)  # inside cp

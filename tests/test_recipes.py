@@ -831,7 +831,8 @@ def test_push_is_valid_prometheus_text(transport: str, stubs: StubRecorder, tmp_
     require_tool(transport if transport != "dev-tcp" else "bash")
     removed = {"curl": (), "wget": ("curl",), "dev-tcp": ("curl", "wget")}[transport]
     # The etcd script (it only keeps a snapshot), under bash so every transport is there.
-    job = dataclasses.replace(load_job(STACKS / "etcd"), shell="/bin/bash")
+    etcd = load_job(STACKS / "etcd")
+    job = dataclasses.replace(etcd, command=("/bin/bash", *etcd.command[1:]))
     snapshot = tmp_path / "snapshot.db"
     snapshot.write_bytes(b"etcd-snapshot\x00bytes")
     backup_dir = tmp_path / "backup"

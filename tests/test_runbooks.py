@@ -22,7 +22,7 @@ import tarfile
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
@@ -137,8 +137,17 @@ def restore_script(service: str, runbooks: Path = RUNBOOKS) -> str:
 def load_restore(service: str, runbooks: Path = RUNBOOKS) -> Job:
     """The restore Job of a runbook, as a :class:`jobs.Job`: ``restore.sh`` run by the
     shell of ``job.yaml``'s command, with ``job.yaml``'s environment."""
-    box = job_container(job_manifest(service, runbooks))
-    return Job(restore_script(service, runbooks), box["command"][0], box["image"], job_env(box))
+    manifest = job_manifest(service, runbooks)
+    box = job_container(manifest)
+    shell, path = box["command"]
+    folder = str(PurePosixPath(path).parent)
+    (mount,) = [m for m in box["volumeMounts"] if m["mountPath"] == folder]
+    (volume,) = [
+        v for v in manifest["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    assert volume["configMap"]["name"] == f"{service}-restore"  # the runbook creates it
+    files = {PurePosixPath(path).name: restore_script(service, runbooks)}
+    return Job((shell, path), folder, files, box["image"], job_env(box))
 
 
 @dataclass(frozen=True)
@@ -283,8 +292,11 @@ def test_restore_job_mounts_the_backup_volume_read_only_and_the_same_data(servic
     mounts = {m["name"]: m for m in box["volumeMounts"]}
     assert len(volumes) == len(pod["volumes"]) and len(mounts) == len(box["volumeMounts"])
     assert set(mounts) == set(volumes)
-    backup_mounts = {m["name"]: m for m in backup.container["volume_mount"]}
-    # The volumes the backup's script mounts (etcd's certificates are its init container's).
+    # The volumes the backup's script mounts (etcd's certificates are its init container's),
+    # except its own scripts: the restore Job mounts its restore.sh instead.
+    backup_mounts = {
+        m["name"]: m for m in backup.container["volume_mount"] if m["name"] != "scripts"
+    }
     backup_volumes = {v["name"]: v for v in backup.pod["volume"] if v["name"] in backup_mounts}
 
     # The NFS backup volume: the claim the stack's module creates, mounted where BACKUP_DIR says.
@@ -410,9 +422,11 @@ def test_runbook_names_the_paths_and_secrets_the_job_uses(service: str) -> None:
 @pytest.mark.parametrize("service", DUMPED)
 def test_runbook_shows_the_restore_script_it_ships(service: str) -> None:
     script = restore_script(service)
-    header, _, body = script.partition("\n")
+    shebang, header, rest = script.split("\n", 2)
+    assert shebang == f"#!{CATALOG.service(service).job.shell}"
     assert header == GENERATED
-    assert body.startswith(f"# {service}: restore from the ") and body.endswith("\n")
+    assert rest.startswith(f"# {service}: restore from the ") and rest.endswith("\n")
+    body = f"{shebang}\n{rest}"
     (shown,) = re.findall(
         r"<details><summary>restore\.sh</summary>\n\n```sh\n(.*?)\n```\n\n</details>",
         runbook(service),

@@ -1,9 +1,12 @@
 """Terraform stacks of application-level backup CronJobs (``out/terraform/``).
 
-One stack per service with the ``dump`` method, ``stacks/<service>/backup.tf``: the NFS
-backup volume (a generated module, or the catalog's own) and a ``kubernetes_cron_job_v1``
-running the engine's recipe from ``templates/scripts/``; SQLite services with an
-``integrity`` cadence get a second CronJob that pushes ``sqlite_integrity_ok``.
+One stack per service with the ``dump`` method, ``stacks/<service>/``: ``backup.tf`` with the
+NFS backup volume (a generated module, or the catalog's own) and a ``kubernetes_cron_job_v1``
+running ``backup.sh``, the engine's recipe from ``templates/scripts/``, written beside it as a
+plain script; SQLite services with an ``integrity`` cadence get a second CronJob running
+``integrity-check.sh``, which pushes ``sqlite_integrity_ok``. The stack's ConfigMap carries its
+scripts (read with ``file()``) and ``lib.sh``, the helpers every stack shares, written once in
+the ``modules/backup-shell`` module; the containers run them from where it is mounted.
 
 Every catalog value reaches the job as an environment variable (HCL-escaped), never as
 shell text, so no value is ever parsed by the shell; the scripts quote every expansion.
@@ -36,16 +39,22 @@ __all__ = [
     "BACKUP_METRICS_JOB",
     "BACKUP_MOUNT",
     "INTEGRITY_METRICS_JOB",
+    "SCRIPTS_MOUNT",
     "CronJob",
     "EnvVar",
     "backup_volume_name",
     "cron_jobs",
     "generate_backup_stacks",
     "recipe",
+    "scripts_config_map",
 ]
 
 #: Where every backup job mounts its NFS backup volume.
 BACKUP_MOUNT = "/backup"
+#: Where every backup job mounts its stack's scripts ConfigMap.
+SCRIPTS_MOUNT = "/scripts"
+#: The module that holds the shell helpers every stack's scripts share.
+SHELL_MODULE = "terraform/modules/backup-shell"
 #: The Pushgateway groups the scripts push to (see templates/scripts/).
 BACKUP_METRICS_JOB = "homeops_backup"
 INTEGRITY_METRICS_JOB = "homeops_integrity"
@@ -96,7 +105,9 @@ class CronJob:
     name: str
     component: str
     title: str
+    #: The template of the script, and the file it is written to beside ``backup.tf``.
     script: str
+    file: str
     schedule: Schedule
     env: tuple[EnvVar, ...]
     mounts: tuple[Mount, ...]
@@ -229,6 +240,11 @@ def recipe(service: Service) -> str:
     return "redis" if service.engine == "dragonfly" else service.engine
 
 
+def scripts_config_map(service: Service) -> str:
+    """The ConfigMap that carries the scripts of ``service``'s stack and the shared lib.sh."""
+    return f"{service.name}-backup-scripts"
+
+
 def backup_volume_name(service: Service) -> str:
     """The ``name`` of the stack's NFS backup volume module: its PersistentVolumeClaim."""
     return f"{service.name}-backup"
@@ -253,6 +269,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             component="backup",
             title=f"{service.engine} backup",
             script=f"scripts/{recipe(service)}.sh.j2",
+            file="backup.sh",
             schedule=service.schedule,
             env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
             mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
@@ -270,6 +287,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 component="integrity-check",
                 title="SQLite integrity check",
                 script="scripts/sqlite-integrity.sh.j2",
+                file="integrity-check.sh",
                 schedule=service.integrity,
                 env=(*common, *(e for e in env if e.name == "SQLITE_DATABASE")),
                 mounts=tuple(mounts),
@@ -318,6 +336,16 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
                 f"terraform/modules/nfs-backup-volume/{name}",
                 TemplateRender(f"terraform/modules/nfs-backup-volume/{name}.j2"),
             )
+    if services:
+        yield OutputFile(
+            f"{SHELL_MODULE}/lib.sh",
+            TemplateRender(
+                "scripts/lib.sh.j2",
+                {"backup_metrics_job": BACKUP_METRICS_JOB},
+            ),
+        )
+        for name in ("outputs.tf", "versions.tf"):
+            yield OutputFile(f"{SHELL_MODULE}/{name}", TemplateRender(f"{SHELL_MODULE}/{name}.j2"))
     for service in services:
         jobs = [_job_context(catalog, service, job) for job in cron_jobs(catalog, service)]
         context = {
@@ -325,6 +353,8 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
             "settings": catalog.settings,
             "module": module,
             "volume_name": backup_volume_name(service),
+            "config_map": scripts_config_map(service),
+            "scripts_mount": SCRIPTS_MOUNT,
             "jobs": jobs,
         }
         stack = f"terraform/stacks/{service.name}"
@@ -333,6 +363,16 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
             TemplateRender("terraform/backup.tf.j2", context),
             subject=service.name,
         )
+        for item in jobs:
+            job = item["job"]
+            yield OutputFile(
+                f"{stack}/{job.file}",
+                TemplateRender(
+                    job.script,
+                    {**context, **item, "shell": service.job.shell, "file": job.file},
+                ),
+                subject=service.name,
+            )
         yield OutputFile(
             f"{stack}/versions.tf", TemplateRender("terraform/versions.tf.j2"), subject=service.name
         )
