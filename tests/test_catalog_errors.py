@@ -57,6 +57,10 @@ DNS_LABEL = (
     "or digit, at most 63 characters)"
 )
 ABS_PATH = "an absolute path of letters, digits and ._@+- (no spaces, quotes or trailing '/')"
+MOUNT_COLLISION = (
+    "{0} collides with /{1}, where the backup job mounts its {1} volume; "
+    "mount the claim elsewhere (the default is /data)"
+)
 URL = "a URL (http, https, sftp or s3) without credentials, query or spaces"
 EXPIRE = "a backup would expire before the next one is taken; keep it longer or use '<n> copies'"
 NO_METHOD = "the service has no protection method (set methods, or remove it)"
@@ -460,6 +464,34 @@ BAD_CATALOGS = [
             )
         ],
         id="snapshots-without-layer",
+    ),
+    pytest.param(
+        catalog(
+            NOTES.replace(
+                "database: /data/notes.db}", "mount_path: /backup, database: /backup/notes.db}"
+            )
+        ),
+        [at(12, 45, "services[0].sqlite.mount_path", MOUNT_COLLISION.format("/backup", "backup"))],
+        id="claim-mounted-over-the-backup-volume",
+    ),
+    pytest.param(
+        catalog(
+            CACHE.replace("claim: cache-data}", "claim: cache-data, data_dir: /scripts/redis}")
+        ),
+        [
+            at(
+                12,
+                59,
+                "services[0].redis.data_dir",
+                MOUNT_COLLISION.format("/scripts/redis", "scripts"),
+            )
+        ],
+        id="claim-mounted-inside-the-scripts-volume",
+    ),
+    pytest.param(
+        catalog(CACHE.replace("claim: cache-data}", "claim: cache-data, data_dir: /}")),
+        [at(12, 59, "services[0].redis.data_dir", MOUNT_COLLISION.format("/", "backup"))],
+        id="claim-mounted-at-the-root",
     ),
     pytest.param(
         "",

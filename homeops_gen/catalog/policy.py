@@ -1125,11 +1125,35 @@ def _first(values: Iterable[_T | None]) -> _T:
     return next(v for v in values if v)
 
 
+#: Where every backup job mounts its own volumes (the NFS backup folder, its scripts): the
+#: engine's claim cannot be mounted there, over them or under them.
+JOB_MOUNTS = {"backup": "/backup", "scripts": "/scripts"}
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether mounting at ``a`` and at ``b`` in one container collides (same, or nested)."""
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
 def _check_mount_paths(resolver: _Resolver, loc: Location, spec: ServiceSpec) -> None:
-    """Paths the job reads must lie below the folder where it mounts the claim."""
+    """Paths the job reads must lie below the folder where it mounts the claim, which must
+    not collide with the job's own mounts (Kubernetes refuses two mounts at one path)."""
     block = getattr(spec, spec.engine)
+    if block is None:
+        return
+    for name in ("mount_path", "data_dir"):
+        path = getattr(block, name, None)
+        for volume, reserved in JOB_MOUNTS.items():
+            if path is not None and _overlaps(path, reserved):
+                resolver.report(
+                    (*loc, spec.engine, name),
+                    f"{path} collides with {reserved}, where the backup job mounts its "
+                    f"{volume} volume; mount the claim elsewhere (the default is /data)",
+                )
+                break
     mount = getattr(block, "mount_path", None)
-    if block is None or mount is None:
+    if mount is None:
         return
     inside = [("database", getattr(block, "database", None))]
     inside += [

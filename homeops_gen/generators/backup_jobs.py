@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.catalog.policy import JOB_MOUNTS
 from homeops_gen.catalog.spec import (
     EtcdSpec,
     FilesSpec,
@@ -49,10 +50,9 @@ __all__ = [
     "scripts_config_map",
 ]
 
-#: Where every backup job mounts its NFS backup volume.
-BACKUP_MOUNT = "/backup"
-#: Where every backup job mounts its stack's scripts ConfigMap.
-SCRIPTS_MOUNT = "/scripts"
+#: Where every backup job mounts its NFS backup volume and its stack's scripts ConfigMap.
+BACKUP_MOUNT = JOB_MOUNTS["backup"]
+SCRIPTS_MOUNT = JOB_MOUNTS["scripts"]
 #: The module that holds the shell helpers every stack's scripts share.
 SHELL_MODULE = "terraform/modules/backup-shell"
 #: The Pushgateway groups the scripts push to (see templates/scripts/).
