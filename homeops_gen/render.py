@@ -126,15 +126,20 @@ def ruamel_yaml(documents: Sequence[Any]) -> str:
 
 
 def _literal_blocks(node: Any) -> Any:
-    """Multi-line strings become ``|`` blocks so that scripts stay readable in YAML."""
-    from ruamel.yaml.scalarstring import LiteralScalarString
+    """Multi-line strings become ``|`` blocks so that scripts stay readable in YAML; strings
+    a YAML 1.1 reader (Kubernetes') would take for something else are single-quoted."""
+    from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarString
+
+    from homeops_gen.yaml_emitter import yaml11_reads_as_other
 
     if isinstance(node, Mapping):
-        return {key: _literal_blocks(value) for key, value in node.items()}
+        return {_literal_blocks(key): _literal_blocks(value) for key, value in node.items()}
     if isinstance(node, list | tuple):
         return [_literal_blocks(item) for item in node]
     if isinstance(node, str) and "\n" in node:
         return LiteralScalarString(node)
+    if type(node) is str and yaml11_reads_as_other(node):
+        return SingleQuotedScalarString(node)
     return node
 
 
@@ -147,6 +152,7 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
         [jinja2.FileSystemLoader(str(d)) for d in (*template_dirs, packaged_templates_dir())]
     )
     from homeops_gen import hcl
+    from homeops_gen.markdown import md_text
 
     environment = jinja2.Environment(
         loader=loader,
@@ -168,6 +174,7 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
         hcl_string=hcl.hcl_string,
         hcl_heredoc=hcl.hcl_heredoc,
         hcl_map=hcl.hcl_map,
+        md=md_text,
         shell_quote=shlex.quote,
     )
     return environment

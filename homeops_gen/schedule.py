@@ -140,11 +140,32 @@ def parse_seconds(text: str) -> frozenset[int]:
     return _parse_field(text, _SECONDS).values
 
 
+#: What a written cron expression may not hold: anything but printable ASCII and single
+#: spaces between fields (leading, trailing or doubled spaces included).
+_CRON_TEXT_BAD = re.compile(r"[^ -~]|^ | $|  ")
+
+
+def _describe_char(text: str) -> str:
+    if text.strip(" ") == "":
+        return "a leading, trailing or doubled space"
+    return f"U+{ord(text):04X} ({text!r})"
+
+
 def parse_cron(expr: str) -> tuple[CronField, ...]:
     """Parse a five-field cron expression (or an ``@daily``-style macro) into its fields.
 
+    The expression is exactly what is written to every output (a CronJob, a VolSync or CNPG
+    object, a host's crontab or env file, the docs' tables), so it must be five fields of
+    printable ASCII separated by single spaces: a tab, a line break or any other character
+    would end up in a shell or a markdown table as something else.
+
     Raises ``ValueError`` naming the offending field.
     """
+    if bad := _CRON_TEXT_BAD.search(expr):
+        raise ValueError(
+            "a cron expression is five fields of printable ASCII separated by single spaces; "
+            f"found {_describe_char(bad.group(0))} at character {bad.start() + 1}"
+        )
     text = _MACROS.get(expr.strip(), expr.strip())
     if text.startswith("@"):
         raise ValueError(f"unknown cron macro {text!r}")
@@ -301,7 +322,7 @@ def parse_cadence(
         every = int(match.group(1))
         if every == 0 or 24 % every:
             raise ValueError(
-                f"'{cadence}': every N hours needs N to divide 24 (1, 2, 3, 4, 6, 8, 12, 24)"
+                f"{cadence!r}: every N hours needs N to divide 24 (1, 2, 3, 4, 6, 8, 12, 24)"
             )
         every_minute = seed % 60
         return made(f"{every_minute} {_safe_hours(seed, every_minute, every, avoid)} * * *")
@@ -314,13 +335,14 @@ def parse_cadence(
     if match := _FIRST_WEEKDAY.match(text):
         day_name = match.group(1)
         if day_name not in WEEKDAYS:
-            raise ValueError(f"'{cadence}': {day_name!r} is not a weekday name")
+            raise ValueError(f"{cadence!r}: {day_name!r} is not a weekday name")
         return made(f"{minute} {hour} 1-7 * *", first_weekday=WEEKDAYS.index(day_name))
     try:
-        return made(cadence.strip())
+        # Runs of spaces are one separator; any other white space is refused by parse_cron.
+        return made(re.sub(" +", " ", cadence.strip(" ")))
     except ValueError as exc:
         raise ValueError(
-            f"'{cadence}' is neither a shorthand (hourly, <N>h, daily, weekly, monthly, "
+            f"{cadence!r} is neither a shorthand (hourly, <N>h, daily, weekly, monthly, "
             f"monthly-first-<weekday>) nor a valid cron expression: {exc}"
         ) from None
 

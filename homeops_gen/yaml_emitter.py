@@ -13,11 +13,12 @@ and the caller falls back to ruamel. A test compares both on every generated doc
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Unsupported", "emit_documents"]
+__all__ = ["Unsupported", "emit_documents", "yaml11_reads_as_other"]
 
 _STR = "tag:yaml.org,2002:str"
 #: Beyond this, ruamel may fold a plain scalar (width 4096 less the indentation).
@@ -52,6 +53,8 @@ def _scalar(text: str, key: bool) -> str:
     if analysis.multiline:  # any of YAML's line breaks (\n, \r, \x85, \u2028, \u2029)
         raise Unsupported("a multi-line string")
     implicit = resolver.resolve(node, text, (True, False)) == _STR
+    if implicit and yaml11_reads_as_other(text):
+        return "'" + text + "'"  # no quote inside: none of those forms has one
     if implicit and not (key and analysis.empty) and analysis.allow_block_plain:
         return text
     if analysis.allow_double_quoted and "'" in text:
@@ -59,6 +62,42 @@ def _scalar(text: str, key: bool) -> str:
     if analysis.allow_single_quoted:
         return "'" + text.replace("'", "''") + "'"
     return _double_quoted(text)
+
+
+#: YAML 1.1 as Kubernetes reads it (gopkg.in/yaml.v2, under sigs.k8s.io/yaml: kubectl, the
+#: API server, Flux): words it takes for booleans and nulls, which YAML 1.2 (ruamel, and the
+#: rest of this emitter) reads as strings.
+_YAML11_WORDS = frozenset(
+    [
+        *("y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO"),
+        *("true", "True", "TRUE", "false", "False", "FALSE"),
+        *("on", "On", "ON", "off", "Off", "OFF"),
+        *("~", "null", "Null", "NULL"),
+    ]
+)
+#: yaml.v2's numbers, once its reader has dropped every "_": Go's ParseInt with base 0
+#: (0x, 0o, 0b, a leading 0 for octal) and its float syntax.
+_YAML11_NUMBER = re.compile(
+    r"[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+"
+    r"|(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)"
+)
+
+
+@lru_cache(maxsize=1 << 16)
+def yaml11_reads_as_other(text: str) -> bool:
+    """Whether a plain scalar ``text`` is something else than a string to a YAML 1.1 reader:
+    Kubernetes' (booleans ``y``/``on``/``no``, ``0x1f``, ``1e3``, ``1_000``...) or PyYAML's
+    (YAML 1.1's timestamps, sexagesimal numbers, ``.inf``, ``<<``, ``=``). Such a string is
+    always written quoted."""
+    if text in _YAML11_WORDS or _YAML11_NUMBER.fullmatch(text.replace("_", "")):
+        return True
+    if not text or not (text[0] in "-+.0123456789<=" or text[0].isdigit()):
+        return False
+    import yaml
+
+    resolver = yaml.resolver.Resolver()
+    resolved = resolver.resolve(yaml.nodes.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return bool(resolved != _STR)
 
 
 def _double_quoted(text: str) -> str:

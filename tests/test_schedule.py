@@ -327,7 +327,8 @@ def test_schedule_rejects_malformed_cron_at_construction() -> None:
     ids=["arabic-indic-zero", "fullwidth-two", "superscript-two"],
 )
 def test_non_ascii_digits_are_rejected_as_not_a_number(cron: str) -> None:
-    with pytest.raises(ValueError, match=r"is not a number or name"):
+    """int() would take them; the written text is refused before any field is read."""
+    with pytest.raises(ValueError, match=r"printable ASCII .* found U\+"):
         parse_cron(cron)
 
 

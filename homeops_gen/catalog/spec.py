@@ -78,6 +78,21 @@ class Matching:
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 
+
+def _a_string_in_yaml(value: str) -> str:
+    """Names reach YAML both through the emitter (which quotes) and through Flux's text
+    substitution (``name: ${APP}``, which cannot): one that YAML 1.1 reads as something else
+    than a string would arrive in the cluster as a boolean or a number."""
+    from homeops_gen.yaml_emitter import yaml11_reads_as_other
+
+    if yaml11_reads_as_other(value):
+        raise ValueError(
+            f"{value!r} is read as a boolean, number or null by YAML 1.1 (kubectl, Flux's "
+            "substitution into the components); choose another name"
+        )
+    return value
+
+
 DnsLabel = Annotated[
     str,
     Matching(
@@ -86,9 +101,12 @@ DnsLabel = Annotated[
         "starting and ending with a letter or digit, at most 63 characters)",
         63,
     ),
+    AfterValidator(_a_string_in_yaml),
 ]
 DnsSubdomain = Annotated[
-    str, Matching(rf"{_LABEL}(\.{_LABEL})*", "a DNS-1123 subdomain (a Kubernetes object name)")
+    str,
+    Matching(rf"{_LABEL}(\.{_LABEL})*", "a DNS-1123 subdomain (a Kubernetes object name)"),
+    AfterValidator(_a_string_in_yaml),
 ]
 Hostname = Annotated[
     str, Matching(r"[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?", "a host name or IP address")
@@ -461,18 +479,22 @@ class SnapshotsSpec(Spec):
     zfs: tuple[ZfsSnapshotSpec, ...] = ()
 
 
+def _promql_matchers(text: str) -> str:
+    """Parsed as Prometheus parses a selector's matchers (the rules paste it in)."""
+    from homeops_gen.promql import parse_matchers
+
+    parse_matchers(text)
+    return text
+
+
 class BackupDiskSpec(Spec):
     """The disk backups land on, watched through node_exporter's filesystem metrics."""
 
     #: PromQL label matchers selecting that filesystem, e.g. ``mountpoint="/mnt/main"``.
     selector: Annotated[
         str,
-        Matching(
-            r'[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"\\{}]*"'
-            r'(,[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"\\{}]*")*',
-            'PromQL label matchers such as mountpoint="/mnt/main"',
-            500,
-        ),
+        Matching(r"[^\x00-\x1f\x7f]*", 'PromQL label matchers such as mountpoint="/mnt/main"', 500),
+        AfterValidator(_promql_matchers),
     ]
     min_free_percent: Annotated[int, Field(ge=1, le=99)] = 10
 

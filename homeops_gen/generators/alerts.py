@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from typing import Any, Literal
 from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
 from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
 from homeops_gen.plan import OutputFile, YamlDocuments
+from homeops_gen.promql import parse_matchers, satisfying_labels
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule, alert_threshold
 
@@ -445,7 +445,8 @@ def snapshot_alerts(catalog: Catalog) -> list[Alert]:
         ]
     if settings.backup_disk_selector is not None:
         selector = settings.backup_disk_selector
-        matchers = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', selector))
+        # A series the selector selects, for the promtool test (the catalog checked one exists).
+        matchers = satisfying_labels(parse_matchers(selector)) or {}
         limit = settings.backup_disk_min_free_percent
         alerts.append(
             Alert(

@@ -15,6 +15,7 @@ from typing import Any
 from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.generators.runbooks import alerts_by_service, has_runbook, runbook_path
 from homeops_gen.generators.storage_layers import lvm_exclusions
+from homeops_gen.markdown import md_text
 from homeops_gen.plan import OutputFile, TemplateRender
 from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
 from homeops_gen.registry import register_generator
@@ -54,7 +55,7 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
     best, away = local_rpo(layers), offsite_rpo(layers)
     offsite = _cell(layers, _COLUMNS["offsite"])
     if not service.offsite.included:
-        offsite = f"excluded: {service.offsite.reason or 'no reason given'}"
+        offsite = f"excluded: {md_text(service.offsite.reason or 'no reason given')}"
     snapshots = _cell(layers, _COLUMNS["snapshots"])
     if snapshots == "—" and service.snapshot_layer:
         snapshots = f"{service.snapshot_layer} (no schedule in settings.snapshots)"
