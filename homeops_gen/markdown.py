@@ -29,7 +29,7 @@ _ORDERED = re.compile(r"([0-9]+)([.)])")
 
 def md_text(text: str, table: bool = False) -> str:
     """``text`` escaped for a markdown paragraph (or, with ``table``, a table cell)."""
-    text = " ".join(text.split())  # leading spaces would make an indented code block
+    text = re.sub(" +", " ", text).strip(" ")  # leading spaces: an indented code block
     escaped = (_TABLE if table else _INLINE).sub(r"\\\1", text)
     if _LINE_START.match(escaped):
         return "\\" + escaped
