@@ -5,8 +5,9 @@ A generate or check that found ``out/`` up to date records, outside the reposito
 ``~/.cache/homeops_gen``), a fingerprint of what the output depends on and the SHA-256
 of every file it owns in ``out/``. The next run computes the fingerprint again; when it is
 the same and every file still has its recorded content (regular files, no symlinked
-folders on the way), the answer is the same and is given without importing pydantic,
-jinja2 or ruamel. Anything else runs the full pipeline.
+folders on the way) and no interrupted write left its journal or temporaries in ``out/``,
+the answer is the same and is given without importing pydantic, jinja2 or ruamel.
+Anything else runs the full pipeline.
 
 The fingerprint covers the catalog's bytes, every file of the template folders, this
 package's own code and templates, the Python version, and the names of the installed
@@ -121,6 +122,17 @@ def _unchanged(out_dir: Path, files: dict[str, str]) -> bool:
     return True
 
 
+def _interrupted(out_dir: Path, files: Iterable[str]) -> bool:
+    """An interrupted write left its journal or temporaries: ``--check`` reports them.
+
+    Looked at after the hashes: a write that ran meanwhile either changed a file, or still
+    has its journal or temporaries in ``out_dir``, or had not yet begun.
+    """
+    from homeops_gen.writer import unfinished_run
+
+    return bool(unfinished_run(out_dir, files))
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -130,6 +142,8 @@ def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
     try:
         entry = json.loads(_cache_file(out_dir).read_text(encoding="utf-8"))
         if entry.get("fingerprint") != fingerprint or not _unchanged(out_dir, entry["files"]):
+            return None
+        if _interrupted(out_dir, entry["files"]):
             return None
         # Files outside the project the run read, such as the time zone's rules.
         if any(_sha(Path(p).read_bytes()) != sha for p, sha in entry["read"].items()):

@@ -131,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in exc.problems:
                 _annotate(problem)
         count = len(exc.problems)
+        # A write stopped by an I/O error says what it left (writer.OutputWriteError).
+        outcome = getattr(exc, "outcome", "nothing was written")
         print(
-            f"homeops_gen: {count} problem{'s' if count != 1 else ''}; nothing was written",
+            f"homeops_gen: {count} problem{'s' if count != 1 else ''}; {outcome}",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
@@ -281,7 +283,7 @@ def _generate(
 ) -> int:
     from homeops_gen.plan import build_plan
     from homeops_gen.render import render_plan
-    from homeops_gen.writer import check_output, write_output
+    from homeops_gen.writer import check_output, interruption_note, write_output
 
     rendered = render_plan(build_plan(catalog), _template_dirs(args))
     out_display = Path(args.out).as_posix()
@@ -293,6 +295,8 @@ def _generate(
     if not args.quiet:
         for line in report.file_lines():
             print(line, file=sys.stderr)
+    if (note := interruption_note(report, out_display)) is not None:
+        print(f"homeops_gen: {note}", file=sys.stderr)
     print(f"homeops_gen: {report.summary(out_display)}", file=sys.stderr)
     if report.exit_code == 0 and fingerprint is not None:
         _remember(args, catalog, report, findings, fingerprint)
