@@ -28,7 +28,8 @@ __all__ = ["build_parser", "main"]
 
 _DEFAULTS = {
     "catalog": "services.yaml",
-    "out": "out",
+    #: None: ``out/`` beside the catalog (see :func:`_resolve_paths`).
+    "out": None,
     "templates": None,
     "quiet": False,
     "check": False,
@@ -38,19 +39,58 @@ _DEFAULTS = {
 }
 
 
+#: The options each command takes (``None``: no command, a generate).
+_APPLIES = {
+    None: set(_DEFAULTS),
+    "generate": set(_DEFAULTS),
+    "check": set(_DEFAULTS) - {"exit_non_zero_on_write"},
+    "lint": {"catalog", "quiet", "format"},
+    "explain": {"catalog"},
+    "schema": set(),
+}
+
+
+def _prog() -> str:
+    """The program's name as it was invoked (``python -m homeops_gen`` or the script's)."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m homeops_gen" if invoked in ("", "__main__.py", "-m") else invoked
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version (read only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib import metadata
+
+        try:
+            found = metadata.version("homeops-gen")
+        except metadata.PackageNotFoundError:
+            found = "unknown (not installed: pip install -e .)"
+        print(f"{parser.prog} {found}")
+        parser.exit()
+
+
 def _common_options() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the subcommand is not overwritten by its default.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--catalog", metavar="PATH", help="the service catalog (default: services.yaml)"
     )
-    common.add_argument("--out", metavar="DIR", help="the generated folder (default: out)")
+    common.add_argument(
+        "--out",
+        metavar="DIR",
+        help="the generated folder (default: out/ beside the catalog; a path given here is "
+        "relative to the working folder)",
+    )
     common.add_argument(
         "--templates",
         action="append",
         metavar="DIR",
-        help="a folder whose templates override the packaged ones (repeatable; "
-        "default: templates/ beside the catalog, if present)",
+        help="a folder whose templates override the packaged ones (repeatable; relative to "
+        "the working folder; default: templates/ beside the catalog, if present)",
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", help="print only problems and the summary line"
@@ -72,12 +112,13 @@ def _common_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
-        prog="python -m homeops_gen",
+        prog=_prog(),
         parents=[common],
         description="Generate backup plumbing (Terraform, Kustomize, CNPG, alerts, docs) "
         "from one service catalog. Without a command: generate out/.",
         epilog="Exit codes: 0 up to date, 1 out/ differs (--check), 2 bad input or lint error.",
     )
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -114,10 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = {name for name in _DEFAULTS if hasattr(args, name)}
+    if extra := sorted(given - _APPLIES[args.command]):
+        options = ", ".join("--" + name.replace("_", "-") for name in extra)
+        parser.error(f"{options} {'does' if len(extra) == 1 else 'do'} not apply to {args.command}")
     for name, default in _DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
+    _resolve_paths(parser, args)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -138,6 +185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+
+
+def _resolve_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Paths given on the command line are relative to the working folder; the defaults of
+    ``--out`` and ``--templates`` are beside the catalog, wherever the run starts."""
+    if args.out is None:
+        args.out = (Path(args.catalog).parent / "out").as_posix()
+    for folder in args.templates or ():
+        if not Path(folder).is_dir():
+            parser.error(f"--templates {folder}: no such folder")
 
 
 def _template_dirs(args: argparse.Namespace) -> list[Path]:

@@ -54,8 +54,9 @@ def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str,
             "included" if service.offsite.included else f"excluded: {service.offsite.reason}",
             o["offsite"],
         ),
-        ("backup_path", service.backup_path, o["backup_path"]),
     ]
+    if service.uses("dump"):  # only the dump job writes to the NFS backup folder
+        derived.append(("backup_path", service.backup_path, o["backup_path"]))
     if service.integrity is not None:
         derived.append(("integrity", service.integrity.description, o["integrity"]))
     if service.rpo is not None:

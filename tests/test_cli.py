@@ -485,6 +485,7 @@ def test_user_template_replaces_the_packaged_one(proj: Path, run_cli: Run, where
         f"<!-- {HEADER} -->\n\n# Ours\n\n- media\n- notes\n".encode()
     )
     assert run_cli(*args, "--check").code == 0
+    (proj / "empty").mkdir()
     assert run_cli("--check", "--templates", str(proj / "empty")).code == 1
 
 

@@ -238,7 +238,7 @@ def test_manifest_is_valid_and_runs_the_console_script(tmp_path: Path) -> None:
     assert files.search("services.yaml")
     assert files.search("templates/terraform/backup.tf.j2")
     assert not files.search("README.md")
-    assert not files.search("out/catalog/resolved.yaml")
+    assert files.search("out/catalog/resolved.yaml")  # a hand edit under out/ runs the hook
     assert not files.search("homelab/services.yaml")
 
 
@@ -344,6 +344,37 @@ def test_template_edit_runs_the_hook(generated: Repo) -> None:
     assert "files were modified by this hook" in failed.output
     assert repo.unstaged() == ["out/README.md"]
     assert "Overridden in this homelab." in (repo.path / "out" / "README.md").read_text()
+
+
+def test_a_hand_edit_under_out_is_refused_and_put_back(generated: Repo) -> None:
+    """A commit that only touches out/ (no catalog or template change) still runs the hook:
+    the generate writes the file back, so the commit fails and the edit is undone in the
+    work tree (still staged, for the user to drop)."""
+    repo = generated
+    edited = repo.path / "out" / "kubernetes" / "monitoring" / "prometheusrules"
+    target = sorted(edited.glob("*.yaml"))[0]
+    original = target.read_text(encoding="utf-8")
+    target.write_text(original.replace("for: ", "for: 1", 1), encoding="utf-8")
+    repo.git("add", str(target.relative_to(repo.path)))
+    assert repo.staged() == [target.relative_to(repo.path).as_posix()]
+
+    failed = repo.pre_commit("run")
+    assert failed.code == 1, failed.output
+    assert failed.status("Failed"), failed.output
+    assert "files were modified by this hook" in failed.output
+    assert target.read_text(encoding="utf-8") == original
+    # Committing through git's own hook is refused too.
+    repo.pre_commit("install")
+    committed = subprocess.run(
+        ["git", "commit", "-m", "hand edit"],
+        cwd=repo.path,
+        env=repo.hook.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert committed.returncode != 0, committed.stdout + committed.stderr
+    assert repo.git("log", "--format=%s", "-1") == "Generate out/\n"
 
 
 def test_catalog_error_fails_at_its_line_and_writes_nothing(generated: Repo) -> None:
