@@ -87,12 +87,21 @@ def _distributions(digest: Any) -> None:
                 digest.update((Path(entry or ".") / name / "entry_points.txt").read_bytes())
 
 
+#: The loader's limit on a catalog's size (catalog.loader.MAX_SIZE, kept here so that a
+#: cache hit does not import the loader): a larger catalog is never fingerprinted.
+CATALOG_LIMIT = 16 * 1024 * 1024
+
+
 def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
     """The SHA-256 of everything the output of a run depends on."""
     from homeops_gen.render import packaged_templates_dir
 
     digest = hashlib.sha256(_FORMAT.encode() + b"\0" + sys.version.encode() + b"\0")
-    digest.update(catalog.read_bytes() + b"\0")
+    with catalog.open("rb") as file:  # no more than the loader would read (/dev/zero ...)
+        data = file.read(CATALOG_LIMIT + 1)
+    if len(data) > CATALOG_LIMIT:
+        raise OSError(f"{catalog} is larger than the catalog limit")
+    digest.update(data + b"\0")
     for folder in template_dirs:
         digest.update(b"templates\0" + str(folder).encode() + b"\0")
         if folder.is_dir():

@@ -15,11 +15,24 @@ __all__ = [
     "PlanError",
     "Problem",
     "RenderError",
+    "echo",
     "format_loc",
 ]
 
 #: A path into the catalog document: mapping keys and sequence indexes.
 Location = tuple[str | int, ...]
+
+
+#: How many characters of a value a message quotes.
+ECHO_LIMIT = 40
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` for a message; of a long string, only its first ``limit`` characters
+    (``'abc'...``), so that a megabyte value does not come back as a megabyte message."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}..."
+    return repr(value)
 
 
 def format_loc(loc: Location) -> str:

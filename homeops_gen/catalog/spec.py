@@ -27,6 +27,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from homeops_gen.errors import echo
+
 __all__ = [
     "CatalogSpec",
     "CnpgSpec",
@@ -59,8 +61,14 @@ class Matching:
     max_length: int = 253
 
     def validate(self, value: str) -> str:
-        if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
-            raise ValueError(f"{value!r} is not {self.description}")
+        # A message quotes only the start of a long value (echo), and says what is too long.
+        if len(value) > self.max_length:
+            raise ValueError(
+                f"{echo(value)} is not {self.description}: it is {len(value)} characters "
+                f"long, the limit is {self.max_length}"
+            )
+        if not re.fullmatch(self.pattern, value):
+            raise ValueError(f"{echo(value)} is not {self.description}")
         return value
 
     def __get_pydantic_core_schema__(
@@ -116,13 +124,13 @@ Hostname = Annotated[
 def _pinned(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     if "@sha256:" not in image and (":" not in last or last.endswith(":latest")):
-        raise ValueError(f"{image!r} is not pinned: add a version tag or a @sha256 digest")
+        raise ValueError(f"{echo(image)} is not pinned: add a version tag or a @sha256 digest")
     return image
 
 
 def _no_dot_segments(path: str) -> str:
     if any(part in (".", "..") for part in path.split("/")):
-        raise ValueError(f"{path!r} has a '.' or '..' segment")
+        raise ValueError(f"{echo(path)} has a '.' or '..' segment")
     return path
 
 
@@ -183,12 +191,38 @@ Identifier = Annotated[
 Text = Annotated[
     str, Matching(r"[^\x00-\x1f\x7f]*", "single-line text without control characters", 500)
 ]
+#: The longest duration a catalog may give (a retention, an RPO, a deadline): 100 years,
+#: far beyond any real one, and within what Python's dates and Kubernetes' integers hold.
+MAX_DURATION_YEARS = 100
+_MAX_DURATION_MINUTES = MAX_DURATION_YEARS * 525_960  # years of 365.25 days
+_MAX_DURATION_SECONDS = _MAX_DURATION_MINUTES * 60
+_DURATION_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+def _within_duration_limit(text: str) -> str:
+    """A ``<n>m|h|d|w`` duration (or ``<n> copies``, not a duration) of at most 100 years."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]+)\s*", text)
+    unit = _DURATION_UNIT_MINUTES.get(match.group(2)) if match else None
+    if match and unit and int(match.group(1)) * unit > _MAX_DURATION_MINUTES:
+        raise ValueError(
+            f"{echo(text)} is longer than {MAX_DURATION_YEARS} years, the limit for a duration"
+        )
+    return text
+
+
+#: ``90m``, ``36h``, ``8d`` or ``2w``; parsed in :mod:`homeops_gen.schedule`.
+Duration = Annotated[
+    str,
+    Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16),
+    AfterValidator(_within_duration_limit),
+]
 #: ``14d``, ``2w``, ``36h`` or ``<n> copies``; parsed in :mod:`.model`.
 RetentionText = Annotated[
     str,
     Matching(
         r"\s*\d+\s*(h|d|w|copies|copy)\s*", "a retention: <n>h, <n>d, <n>w or '<n> copies'", 32
     ),
+    AfterValidator(_within_duration_limit),
 ]
 Quantity = Annotated[
     str, Matching(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi)?", "a storage quantity such as 5Gi")
@@ -336,11 +370,11 @@ class JobSpec(Spec):
 
     concurrency_policy: Literal["Forbid", "Replace", "Allow"] | None = None
     #: Default: a quarter of the schedule's largest gap, between 60 s and one hour.
-    starting_deadline_seconds: Annotated[int, Field(ge=10)] | None = None
+    starting_deadline_seconds: Annotated[int, Field(ge=10, le=_MAX_DURATION_SECONDS)] | None = None
     successful_jobs_history_limit: Annotated[int, Field(ge=0, le=100)] | None = None
     failed_jobs_history_limit: Annotated[int, Field(ge=0, le=100)] | None = None
     backoff_limit: Annotated[int, Field(ge=0, le=20)] | None = None
-    active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
+    active_deadline_seconds: Annotated[int, Field(ge=60, le=_MAX_DURATION_SECONDS)] | None = None
     resources: ResourcesSpec | None = None
     #: Nodes the job may run on (node labels); default: any (etcd: the control plane).
     node_selector: dict[LabelName, LabelValue] | None = None
@@ -745,9 +779,7 @@ class ServiceSpec(Spec):
     #: Cadence of a standalone integrity-check job (SQLite only).
     integrity: str | None = None
     #: The most data the service may lose, checked by ``lint`` against its schedule.
-    rpo: Annotated[str, Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16)] | None = (
-        None
-    )
+    rpo: Duration | None = None
     #: Its folder on the NAS (below the NFS root), for the offsite filter (default: the name).
     dataset: (
         Annotated[
@@ -759,9 +791,7 @@ class ServiceSpec(Spec):
     ) = None
     #: Alert when the last good backup is older than this (default: the schedule's largest
     #: gap between runs plus a grace); never shorter than that gap.
-    stale_after: (
-        Annotated[str, Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16)] | None
-    ) = None
+    stale_after: Duration | None = None
     backup_path: AbsPath | None = None
     job: ServiceJobSpec | None = None
     postgresql: PostgresqlSpec | None = None
