@@ -625,7 +625,7 @@ INJECTIONS = [
                 13,
                 18,
                 "services[0].description",
-                "'one\\ntwo' is not single-line text without control characters",
+                "'one\\ntwo' is not single-line text without control or bidirectional characters",
             )
         ],
         id="description-newline",
@@ -861,6 +861,16 @@ def test_bad_input_exits_2_without_traceback(project: Callable[[str], Path], tex
     assert not (folder / "out").exists()
 
 
+@pytest.mark.parametrize("bad", ["\u202e", "\u2066", "\u200f"])
+def test_bidirectional_controls_in_free_text_are_refused(bad: str) -> None:
+    """They would reorder what a reader of the generated docs sees (Trojan Source)."""
+    text = catalog(
+        NOTES.replace("  engine: sqlite\n", f'  engine: sqlite\n  description: "a{bad}b"\n')
+    )
+    (message,) = errors_of(text)
+    assert "services[0].description" in message and "bidirectional" in message
+
+
 def test_non_utf8_catalog_exits_2(project: Callable[[str], Path]) -> None:
     folder = project("")
     (folder / "services.yaml").write_bytes(b"version: homeops/v1\n\xff\xfe\n")
@@ -868,7 +878,7 @@ def test_non_utf8_catalog_exits_2(project: Callable[[str], Path]) -> None:
     assert result.code == 2
     assert "Traceback" not in result.err
     assert result.err.splitlines() == [
-        "services.yaml: not UTF-8 text",
+        "services.yaml:2:1: not UTF-8 text: byte 0xff",
         "homeops_gen: 1 problem; nothing was written",
     ]
 

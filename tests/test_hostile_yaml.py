@@ -234,15 +234,15 @@ CASES = [
         in_media("description: " + "d" * 600),
         (22, 18),
         f"services[1].description: '{'d' * 40}'... is not single-line text without control "
-        "characters: it is 600 characters long, the limit is 500",
+        "or bidirectional characters: it is 600 characters long, the limit is 500",
         id="a-description-too-long",
     ),
     pytest.param(
         in_media("description: '" + "line\\n" * 100 + "'"),  # backslash-n: no escape in ''
         (22, 18),
         f"services[1].description: {('line' + chr(92) + 'n') * 6 + 'line'!r}... is not "
-        "single-line text without control characters: it is 600 characters long, the "
-        "limit is 500",
+        "single-line text without control or bidirectional characters: it is 600 characters "
+        "long, the limit is 500",
         id="a-long-value-with-escapes",
     ),
     pytest.param(
@@ -500,7 +500,7 @@ def test_a_catalog_larger_than_the_limit_is_refused_unread(tmp_path: Path, gener
 def test_binary_bytes_are_refused(tmp_path: Path, generated: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
     assert run_hostile(tmp_path, generated, png).err.splitlines()[0] == (
-        f"{SOURCE}: not UTF-8 text"
+        f"{SOURCE}:1:1: not UTF-8 text: byte 0x89"
     )
     zeros = SMALL_CATALOG.encode() + b"\x00" * 64
     shutil.rmtree(tmp_path / "out")
@@ -513,7 +513,7 @@ def test_a_line_break_in_a_value_still_gets_the_fields_own_message() -> None:
     """Tab, line feed and carriage return are allowed characters: the field judges them."""
     assert one_problem(in_media('description: "one\\ntwo"')) == (
         f"{SOURCE}:22:18: services[1].description: 'one\\ntwo' is not single-line text "
-        "without control characters"
+        "without control or bidirectional characters"
     )
 
 

@@ -73,8 +73,23 @@ def load_catalog(path: str | Path) -> Catalog:
     except OSError as exc:
         raise CatalogError([Problem(source, 0, 0, (), f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
-        raise CatalogError([Problem(source, 0, 0, (), "not UTF-8 text")]) from None
+        raise CatalogError([_not_utf8(path, source)]) from None
     return load_catalog_text(text, source)
+
+
+def _not_utf8(path: str | Path, source: str) -> Problem:
+    """Where the first byte that is not UTF-8 stands (line and column of the file)."""
+    with open(path, "rb") as file:
+        data = file.read(MAX_SIZE + 1)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8")) + 1
+        byte = data[exc.start]
+        return Problem(source, line, column, (), f"not UTF-8 text: byte 0x{byte:02x}")
+    return Problem(source, 0, 0, (), "not UTF-8 text")
 
 
 def load_catalog_text(text: str, source: str = "<string>") -> Catalog:

@@ -188,8 +188,16 @@ Identifier = Annotated[
         63,
     ),
 ]
+#: Free text (descriptions, reasons): one line, no control characters (C0, DEL, C1, the
+#: Unicode line and paragraph separators) and no bidirectional controls, which would reorder
+#: what a reader of the generated docs sees.
 Text = Annotated[
-    str, Matching(r"[^\x00-\x1f\x7f]*", "single-line text without control characters", 500)
+    str,
+    Matching(
+        r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]*",
+        "single-line text without control or bidirectional characters",
+        500,
+    ),
 ]
 #: The longest duration a catalog may give (a retention, an RPO, a deadline): 100 years,
 #: far beyond any real one, and within what Python's dates and Kubernetes' integers hold.
