@@ -25,7 +25,14 @@ if TYPE_CHECKING:
         load_catalog_data,
         load_catalog_text,
     )
-    from homeops_gen.errors import CatalogError, HomeopsError, PlanError, Problem, RenderError
+    from homeops_gen.errors import (
+        CatalogError,
+        HomeopsError,
+        OutputError,
+        PlanError,
+        Problem,
+        RenderError,
+    )
     from homeops_gen.objects import kubernetes_objects
     from homeops_gen.plan import OutputFile, Plan, TemplateRender, Text, YamlDocuments, build_plan
     from homeops_gen.registry import Generator, register_generator, registered_generators
@@ -42,6 +49,7 @@ _EXPORTS = {
     "load_catalog_text": "homeops_gen.catalog",
     "CatalogError": "homeops_gen.errors",
     "HomeopsError": "homeops_gen.errors",
+    "OutputError": "homeops_gen.errors",
     "PlanError": "homeops_gen.errors",
     "Problem": "homeops_gen.errors",
     "RenderError": "homeops_gen.errors",
@@ -72,6 +80,7 @@ __all__ = [
     "Change",
     "Generator",
     "HomeopsError",
+    "OutputError",
     "OutputFile",
     "Plan",
     "PlanError",
