@@ -379,16 +379,19 @@ def posix_tz(zone: str) -> str | None:
     return None
 
 
-_DURATION = re.compile(r"^([0-9]+)(m|h|d|w)$")
+#: ``90m``, ``36h``, ``8d``, ``2w``, or several of them, largest first (``1d2h30m``: what
+#: :func:`format_duration` prints, so an explained value can be written back as it is).
+_DURATION = re.compile(r"(?=[0-9])(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?")
 _DURATION_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """``90m``, ``36h``, ``8d``, ``2w``."""
-    match = _DURATION.match(text.strip())
+    """``90m``, ``36h``, ``8d``, ``2w``, ``1d2h30m``."""
+    match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a duration such as 36h or 8d")
-    return dt.timedelta(minutes=int(match.group(1)) * _DURATION_MINUTES[match.group(2)])
+        raise ValueError(f"{text!r} is not a duration such as 36h, 8d or 1d12h")
+    weeks, days, hours, minutes = (int(group or 0) for group in match.groups())
+    return dt.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
 
 
 #: How long a run may take when nothing else says: four hours, or less when runs come closer.

@@ -123,3 +123,28 @@ def test_explain_shows_the_backup_path_only_where_a_dump_job_writes_it(proj: Pat
     assert dumped.code == 0 and "\n  backup_path " in dumped.out
     snapshots_only = run_module("explain", "media", cwd=proj)
     assert snapshots_only.code == 0 and "backup_path" not in snapshots_only.out
+
+
+def test_explained_durations_can_be_written_back_into_the_catalog(proj: Path) -> None:
+    """explain prints durations as the catalog writes them (largest units first), so a
+    printed value pasted into the catalog means the same."""
+    catalog = proj / "services.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    catalog.write_text(
+        text.replace("    integrity: hourly\n", "    integrity: hourly\n    stale_after: 1584m\n"),
+        encoding="utf-8",
+    )
+    shown = run_module("explain", "notes", cwd=proj)
+    assert shown.code == 0, shown.err
+    (row,) = [line for line in shown.out.splitlines() if line.startswith("  stale_after ")]
+    printed = row.split()[1]
+    assert printed == "1d2h24m"
+    catalog.write_text(
+        text.replace(
+            "    integrity: hourly\n", f"    integrity: hourly\n    stale_after: {printed}\n"
+        ),
+        encoding="utf-8",
+    )
+    again = run_module("explain", "notes", cwd=proj)
+    assert again.code == 0, again.err
+    assert row in again.out.splitlines()

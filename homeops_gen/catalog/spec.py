@@ -209,19 +209,25 @@ _DURATION_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
 
 def _within_duration_limit(text: str) -> str:
     """A ``<n>m|h|d|w`` duration (or ``<n> copies``, not a duration) of at most 100 years."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-z]+)\s*", text)
-    unit = _DURATION_UNIT_MINUTES.get(match.group(2)) if match else None
-    if match and unit and int(match.group(1)) * unit > _MAX_DURATION_MINUTES:
+    total = 0
+    for number, name in re.findall(r"(\d+)\s*([a-z]+)", text):
+        total += int(number) * _DURATION_UNIT_MINUTES.get(name, 0)
+    if total > _MAX_DURATION_MINUTES:
         raise ValueError(
             f"{echo(text)} is longer than {MAX_DURATION_YEARS} years, the limit for a duration"
         )
     return text
 
 
-#: ``90m``, ``36h``, ``8d`` or ``2w``; parsed in :mod:`homeops_gen.schedule`.
+#: ``90m``, ``36h``, ``8d``, ``2w``, or several largest first (``1d2h30m``, as ``explain``
+#: prints durations); parsed in :mod:`homeops_gen.schedule`.
 Duration = Annotated[
     str,
-    Matching(r"[0-9]+(m|h|d|w)", "a duration such as 36h or 8d", 16),
+    Matching(
+        r"(?=[0-9])([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?",
+        "a duration such as 36h, 8d or 1d12h (weeks, days, hours, minutes, largest first)",
+        24,
+    ),
     AfterValidator(_within_duration_limit),
 ]
 #: ``14d``, ``2w``, ``36h`` or ``<n> copies``; parsed in :mod:`.model`.
