@@ -369,3 +369,28 @@ def test_runs_of_spaces_in_a_cadence_are_one_separator(tmp_path: Path) -> None:
     catalog = load_catalog(write_catalog(data, tmp_path))
     env = render_plan(build_plan(catalog))["snapshots/lvm-pvc-snapshot.env"].decode()
     assert "# Schedule: 0 0,12 * * * (the timer" in env
+
+
+def test_label_values_in_expressions_are_promql_strings(tmp_path: Path) -> None:
+    """promtool parses a selector whose values hold quotes, backslashes and line breaks."""
+    from homeops_gen.generators.alerts import _selector
+
+    value = 'a"b\\c\nd'
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        json.dumps(
+            {
+                "groups": [
+                    {
+                        "name": "g",
+                        "rules": [{"record": "r", "expr": f"up{_selector({'x': value})}"}],
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    checked = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -95,7 +95,15 @@ class RuleGroup:
 
 
 def _selector(labels: dict[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    """``{k="v",...}``, each value a PromQL string (the catalog's names never need the
+    escapes, but the expression stays valid whatever a value holds)."""
+    return "{" + ",".join(f"{k}={_promql_string(v)}" for k, v in labels.items()) + "}"
+
+
+def _promql_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
 
 
 def _series(metric: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
