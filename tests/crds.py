@@ -1,7 +1,9 @@
-"""Strict validation of custom objects against the upstream CRDs in ``../shared/crds``.
+"""Strict validation of custom objects against the upstream CRDs.
 
-The CRDs are test data read at test time (``HOMEOPS_CRD_DIR`` overrides the folder); they
-are never copied into this repository. Validation is strict the way ``kubectl
+The CRDs are test data read at test time, never copied into this repository. They are
+found in ``HOMEOPS_CRD_DIR``, else in the cache ``python tests/fetch_crds.py`` fills (used
+only when it holds every file of ``tests/data/crds.lock.json`` with the locked bytes), else
+in ``../shared/crds`` beside the clone. Validation is strict the way ``kubectl
 --validate=strict`` is: a field the schema does not declare is an error, unless the schema
 says ``x-kubernetes-preserve-unknown-fields``.
 """
@@ -14,8 +16,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import fetch_crds
 import jsonschema
 import pytest
 import yaml
@@ -26,14 +29,73 @@ FORK_KINDS = {"ReplicationSource", "ReplicationDestination", "KopiaMaintenance"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+#: The copy CI keeps beside the clone (the last place looked; the tests monkeypatch it).
+SHARED_CRDS = REPO.parent / "shared" / "crds"
+
+
 def crd_dir() -> Path:
-    """The CRD folder; skip locally when it is missing, fail under CI=true."""
-    folder = Path(os.environ.get("HOMEOPS_CRD_DIR", REPO.parent / "shared" / "crds"))
-    if folder.is_dir():
-        return folder
+    """The CRD folder: ``HOMEOPS_CRD_DIR``, else a complete cache, else ``../shared/crds``.
+
+    When there is none, skip locally and fail under CI=true, saying what to run.
+    """
+    explicit = os.environ.get("HOMEOPS_CRD_DIR")
+    if explicit:
+        if Path(explicit).is_dir():
+            return Path(explicit)
+        _no_crds(f"HOMEOPS_CRD_DIR={explicit} is not a folder")
+    cache = fetch_crds.default_cache()
+    missing = _cache_problems(cache)
+    if not missing:
+        return cache
+    if SHARED_CRDS.is_dir():
+        return SHARED_CRDS
+    state = f"is incomplete ({missing[0]})" if cache.is_dir() else "does not exist"
+    _no_crds(f"the cache {cache} {state} and there is no {SHARED_CRDS}")
+
+
+#: ``(cache, lock)`` pairs found complete: checked once per session (crd_dir runs per object).
+_COMPLETE: set[tuple[Path, Path]] = set()
+
+
+def _cache_problems(cache: Path) -> tuple[str, ...]:
+    """Why ``cache`` is not the locked set. A complete cache is hashed once per session; an
+    incomplete one once per state of its files (size, mtime, inode), so a fetch run during
+    the session is noticed."""
+    lock = fetch_crds.LOCK
+    if (cache, lock) in _COMPLETE:
+        return ()
+    state = []
+    for entry in _lock_entries(lock):
+        try:
+            info = (cache / entry.file).stat()
+        except OSError:
+            return (f"{entry.file}: missing",)
+        state.append((entry.file, info.st_size, info.st_mtime_ns, info.st_ino))
+    found = _hashed_problems(cache, lock, tuple(state))
+    if not found:
+        _COMPLETE.add((cache, lock))
+    return found
+
+
+@functools.cache
+def _lock_entries(lock: Path) -> list[fetch_crds.Entry]:
+    return fetch_crds.load_lock(lock)
+
+
+@functools.cache
+def _hashed_problems(cache: Path, lock: Path, state: tuple[Any, ...]) -> tuple[str, ...]:
+    del state  # only the key of the memo: another state is checked again
+    return tuple(fetch_crds.problems(cache, _lock_entries(lock)))
+
+
+def _no_crds(why: str) -> NoReturn:
+    message = (
+        f"no upstream CRDs: {why}. Run `{fetch_crds.FETCH_COMMAND}` in {REPO} to download and "
+        "verify them (offline: add `--from DIR` with a copy), or set HOMEOPS_CRD_DIR"
+    )
     if os.environ.get("CI") == "true":
-        pytest.fail(f"the upstream CRDs are required under CI=true: {folder} is missing")
-    pytest.skip(f"no CRDs at {folder} (set HOMEOPS_CRD_DIR)")
+        pytest.fail(f"the upstream CRDs are required under CI=true: {message}")
+    pytest.skip(message)
 
 
 @functools.cache

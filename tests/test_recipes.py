@@ -598,6 +598,7 @@ def test_prometheus_admin_api_error_fails_and_reports_it(
     pushgateway: FakePushgateway,
     tmp_path: Path,
 ) -> None:
+    require_tool("curl")  # the status in the message is curl's (wget words it otherwise)
     admin, _ = prometheus
     admin.admin_enabled = False
     job = load_job(STACKS / "prometheus")
