@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from homeops_gen.catalog.spec import (
+    AlertRoutingSpec,
     Engine,
     Method,
     ObjectStoreSpec,
@@ -322,6 +323,8 @@ class Settings:
     backup_disk_min_free_percent: int
     alerts_namespace: str
     alert_rule_labels: Mapping[str, str]
+    #: The Alertmanager route tree to generate (``None``: routing is yours).
+    alert_routing: AlertRoutingSpec | None = None
 
 
 @dataclass(frozen=True)

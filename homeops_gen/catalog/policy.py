@@ -265,6 +265,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         alerts_namespace=spec.alerts.namespace,
         pushgateway_scrape=_pushgateway_scrape(spec),
         alert_rule_labels=dict(sorted(spec.alerts.rule_labels.items())),
+        alert_routing=spec.alerts.routing,
         volsync=volsync,
         secret_store_kind=spec.secret_store.kind,
         secret_store_name=spec.secret_store.name,

@@ -30,6 +30,8 @@ from pydantic_core import core_schema
 from homeops_gen.errors import echo
 
 __all__ = [
+    "AlertRouteSpec",
+    "AlertRoutingSpec",
     "CatalogSpec",
     "CnpgSpec",
     "CopyMethod",
@@ -565,6 +567,36 @@ class PushgatewayScrapeSpec(Spec):
     port: DnsLabel = "http"
 
 
+#: An Alertmanager receiver's name (the receivers themselves, with their webhooks and keys,
+#: are yours: the generated route tree refers to them by name).
+ReceiverName = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?",
+        "a receiver name (letters, digits, '.', '_', '-', at most 63)",
+        63,
+    ),
+]
+
+
+class AlertRouteSpec(Spec):
+    """One child route: alerts whose labels equal every matcher go to ``receiver``."""
+
+    receiver: ReceiverName
+    matchers: dict[LabelName, LabelValue] = Field(min_length=1)
+    #: Also try the routes after this one (Alertmanager's ``continue``).
+    also_later_routes: bool = False
+
+
+class AlertRoutingSpec(Spec):
+    """Where the generated alerts go: Alertmanager's route tree, first match wins."""
+
+    #: The receiver of every alert no route matches.
+    receiver: ReceiverName
+    group_by: tuple[LabelName, ...] = ("alertname", "service")
+    routes: tuple[AlertRouteSpec, ...] = ()
+
+
 class AlertsSpec(Spec):
     #: Namespace of the PrometheusRule objects.
     namespace: DnsLabel = "monitoring"
@@ -575,6 +607,8 @@ class AlertsSpec(Spec):
     #: Labels the Prometheus ruleSelector looks for (e.g. release: kube-prometheus-stack).
     rule_labels: dict[LabelName, LabelValue] = Field(default_factory=dict)
     pushgateway_scrape: PushgatewayScrapeSpec = Field(default_factory=PushgatewayScrapeSpec)
+    #: Generate an Alertmanager route tree (alertmanager.yml and an AlertmanagerConfig).
+    routing: AlertRoutingSpec | None = None
 
 
 class SettingsSpec(Spec):
