@@ -189,11 +189,19 @@ CASES = [
         f"the catalog nests deeper than {MAX_DEPTH} levels, the limit",
         id="5000-open-brackets",
     ),
+    # "{{" is a mapping used as a key, which both readers (libyaml's events and ruamel's
+    # composer, whichever a PyYAML build lets read it) report first, at the second brace.
     pytest.param(
         SMALL_CATALOG + "x: " + "{" * 5000 + "\n",
-        (23, 4 + MAX_DEPTH - 1),
-        f"the catalog nests deeper than {MAX_DEPTH} levels, the limit",
+        (23, 5),
+        "x: a key must be a single value, not a mapping",
         id="5000-open-braces",
+    ),
+    pytest.param(
+        SMALL_CATALOG + "x: " + "{a: " * 5000 + "\n",
+        (23, 5 + 4 * (MAX_DEPTH - 2)),
+        f"the catalog nests deeper than {MAX_DEPTH} levels, the limit",
+        id="5000-nested-flow-mappings",
     ),
     pytest.param(
         SMALL_CATALOG + "x: " + "[" * 5000 + "]" * 5000 + "\n",

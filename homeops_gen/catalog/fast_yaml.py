@@ -185,6 +185,12 @@ def _build(next_event: Callable[[], Any]) -> tuple[Any, bool]:
             if kind is scalar:
                 value = _scalar(event, frames)
             else:
+                top = frames[-1] if frames else None
+                if top is not None and isinstance(top.items, dict) and top.key is _AWAITING_KEY:
+                    # As ruamel's reader says it (the loader's composer), at the same place.
+                    what = "a mapping" if kind is mapping_start else "a list"
+                    message = f"a key must be a single value, not {what}"
+                    raise _read_error(event, _loc(frames), message)
                 frames.append(_Frame({} if kind is mapping_start else [], _loc(frames)))
                 continue
         elif kind is alias:
