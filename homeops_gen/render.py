@@ -67,7 +67,8 @@ def render_file(output: OutputFile, template_dirs: tuple[Path, ...] = ()) -> byt
         body = payload.content
     else:  # pragma: no cover - guarded by the Payload union
         raise TypeError(f"unknown payload {type(payload).__name__}")
-    if body.startswith("#!"):  # the interpreter line must stay first
+    # An interpreter line, and cloud-init's "#cloud-config", must stay first.
+    if body.startswith(("#!", "#cloud-config\n")):
         shebang, _, rest = body.partition("\n")
         return _finish(f"{shebang}\n{_header(output.path)}{rest}")
     return _finish(_header(output.path) + body)

@@ -542,7 +542,8 @@ def test_every_generated_file_is_lf_with_one_final_newline_and_a_header(
         assert data.endswith(b"\n"), path
         assert not data.endswith(b"\n\n"), path
         assert b"\r" not in data, path
-        if data.startswith(b"#!"):  # the interpreter line stays first, the header follows
+        # The interpreter line, or cloud-init's "#cloud-config", stays first; the header follows.
+        if data.startswith((b"#!", b"#cloud-config\n")):
             data = data.split(b"\n", 1)[1]
         if path.endswith(".md"):
             assert data.startswith(f"<!-- {HEADER} -->\n".encode()), path

@@ -17,6 +17,7 @@ from typing import Literal
 from homeops_gen.catalog.spec import (
     AlertRoutingSpec,
     Engine,
+    IscsiSpec,
     Method,
     ObjectStoreSpec,
     OffsiteExcludeSpec,
@@ -325,6 +326,8 @@ class Settings:
     alert_rule_labels: Mapping[str, str]
     #: The Alertmanager route tree to generate (``None``: routing is yours).
     alert_routing: AlertRoutingSpec | None = None
+    #: The nodes' iSCSI initiator settings.
+    iscsi: IscsiSpec = field(default_factory=IscsiSpec)
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         pushgateway_scrape=_pushgateway_scrape(spec),
         alert_rule_labels=dict(sorted(spec.alerts.rule_labels.items())),
         alert_routing=spec.alerts.routing,
+        iscsi=spec.iscsi,
         volsync=volsync,
         secret_store_kind=spec.secret_store.kind,
         secret_store_name=spec.secret_store.name,

@@ -38,6 +38,7 @@ __all__ = [
     "DefaultsSpec",
     "Engine",
     "EngineSpecs",
+    "IscsiSpec",
     "Method",
     "NfsSpec",
     "ObjectStoreSpec",
@@ -524,6 +525,18 @@ class ZfsSnapshotSpec(Spec):
     retention: RetentionText
 
 
+class IscsiSpec(Spec):
+    """The iSCSI initiator settings of the nodes (open-iscsi's iscsid.conf). The defaults are
+    the backup seed's hardening: a session survives a network blip of minutes instead of
+    failing the I/O that SQLite and the databases on the zvols are writing."""
+
+    replacement_timeout: Annotated[int, Field(ge=1, le=86400)] = 300
+    noop_out_interval: Annotated[int, Field(ge=0, le=3600)] = 10
+    noop_out_timeout: Annotated[int, Field(ge=0, le=3600)] = 15
+    header_digest: Literal["None", "CRC32C", "CRC32C,None", "None,CRC32C"] = "CRC32C,None"
+    data_digest: Literal["None", "CRC32C", "CRC32C,None", "None,CRC32C"] = "CRC32C,None"
+
+
 class SnapshotsSpec(Spec):
     lvm: LvmSnapshotsSpec | None = None
     zfs: tuple[ZfsSnapshotSpec, ...] = ()
@@ -630,6 +643,8 @@ class SettingsSpec(Spec):
     secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
     snapshots: SnapshotsSpec = Field(default_factory=SnapshotsSpec)
     backup_disk: BackupDiskSpec | None = None
+    #: The initiator hardening generated for the nodes when a service is on iSCSI.
+    iscsi: IscsiSpec = Field(default_factory=IscsiSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
 
 

@@ -105,7 +105,6 @@ def _promql_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-
 def _series(metric: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
     return metric, tuple(labels.items())
 

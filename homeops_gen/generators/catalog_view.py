@@ -71,6 +71,7 @@ def generate_index(catalog: Catalog) -> Iterator[OutputFile]:
         "catalog": catalog,
         "rows": rows,
         "methods_in_use": methods_in_use,
+        "storages_in_use": sorted({s.storage for s in catalog.services}),
         "alert_groups": len(rule_groups(catalog)),
     }
     yield OutputFile("README.md", TemplateRender("markdown/index.md.j2", context))
