@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Matcher", "parse_matchers", "satisfying_labels"]
+__all__ = ["Matcher", "parse_matchers", "quoted", "satisfying_labels"]
 
 Matcher = tuple[str, str, str]
 
@@ -21,6 +21,12 @@ _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"\\\x00
 #: Syntax Python's re accepts and RE2 (Prometheus) refuses: look-around, atomic groups,
 #: possessive quantifiers, back references.
 _NOT_RE2 = re.compile(r"\(\?[=!>]|\(\?<[=!]|[*+?}]\+|\\[1-9]")
+
+
+def quoted(value: str) -> str:
+    """``value`` as a double-quoted string of PromQL (and of Alertmanager's matchers)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def parse_matchers(text: str) -> tuple[Matcher, ...]:

@@ -145,10 +145,7 @@ def put(data: dict[str, Any], where: tuple[Any, ...], value: str) -> None:
         steps = steps[2:]
     for step in steps[:-1]:
         node = node.setdefault(step, {}) if isinstance(step, str) else node[step]
-    if isinstance(node, dict) and not isinstance(steps[-1], int):
-        node[steps[-1]] = value
-    else:
-        node[steps[-1]] = value
+    node[steps[-1]] = value
 
 
 def types_of(node: Any, path: str, out: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
 from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
 from homeops_gen.plan import OutputFile, YamlDocuments
-from homeops_gen.promql import parse_matchers, satisfying_labels
+from homeops_gen.promql import parse_matchers, quoted, satisfying_labels
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule, alert_threshold
 
@@ -97,12 +97,7 @@ class RuleGroup:
 def _selector(labels: dict[str, str]) -> str:
     """``{k="v",...}``, each value a PromQL string (the catalog's names never need the
     escapes, but the expression stays valid whatever a value holds)."""
-    return "{" + ",".join(f"{k}={_promql_string(v)}" for k, v in labels.items()) + "}"
-
-
-def _promql_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return "{" + ",".join(f"{k}={quoted(v)}" for k, v in labels.items()) + "}"
 
 
 def _series(metric: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:

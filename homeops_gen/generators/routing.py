@@ -18,12 +18,13 @@ default receiver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog
 from homeops_gen.catalog.spec import AlertRoutingSpec
 from homeops_gen.plan import OutputFile, YamlDocuments
+from homeops_gen.promql import quoted
 from homeops_gen.registry import register_generator
 
 __all__ = ["alertmanager_config", "alertmanager_yml", "generate_alert_routing"]
@@ -36,43 +37,35 @@ def _receivers(routing: AlertRoutingSpec) -> list[str]:
     return list(dict.fromkeys([routing.receiver, *(r.receiver for r in routing.routes)]))
 
 
-def _matcher(name: str, value: str) -> str:
-    """An Alertmanager matcher string, the value double-quoted and escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}="{escaped}"'
-
-
-def alertmanager_yml(routing: AlertRoutingSpec) -> dict[str, Any]:
+def _tree(
+    routing: AlertRoutingSpec,
+    group_by: str,
+    matchers: Callable[[Mapping[str, str]], list[Any]],
+) -> dict[str, Any]:
+    """The route tree, its matchers written by ``matchers`` (the two formats differ there
+    and in the spelling of ``group_by``)."""
     routes = []
     for route in routing.routes:
-        child: dict[str, Any] = {
-            "receiver": route.receiver,
-            "matchers": [_matcher(k, v) for k, v in route.matchers.items()],
-        }
+        child: dict[str, Any] = {"receiver": route.receiver, "matchers": matchers(route.matchers)}
         if route.also_later_routes:
             child["continue"] = True
         routes.append(child)
-    tree: dict[str, Any] = {"receiver": routing.receiver, "group_by": list(routing.group_by)}
+    tree: dict[str, Any] = {"receiver": routing.receiver, group_by: list(routing.group_by)}
     if routes:
         tree["routes"] = routes
+    return tree
+
+
+def alertmanager_yml(routing: AlertRoutingSpec) -> dict[str, Any]:
+    """Alertmanager's own format: matchers as ``name="value"`` strings."""
+    tree = _tree(routing, "group_by", lambda m: [f"{k}={quoted(v)}" for k, v in m.items()])
     return {"route": tree, "receivers": [{"name": name} for name in _receivers(routing)]}
 
 
 def alertmanager_config(catalog: Catalog, routing: AlertRoutingSpec) -> dict[str, Any]:
-    routes = []
-    for route in routing.routes:
-        child: dict[str, Any] = {
-            "receiver": route.receiver,
-            # Equality is the default without matchType (whose "=" YAML 1.1 readers such as
-            # PyYAML and ruamel take for their "value" tag when it is written plain).
-            "matchers": [{"name": k, "value": v} for k, v in route.matchers.items()],
-        }
-        if route.also_later_routes:
-            child["continue"] = True
-        routes.append(child)
-    tree: dict[str, Any] = {"receiver": routing.receiver, "groupBy": list(routing.group_by)}
-    if routes:
-        tree["routes"] = routes
+    # Equality is the default without matchType (whose "=" YAML 1.1 readers such as PyYAML
+    # and ruamel take for their "value" tag when it is written plain).
+    tree = _tree(routing, "groupBy", lambda m: [{"name": k, "value": v} for k, v in m.items()])
     metadata: dict[str, Any] = {
         "name": "homeops-backup-routing",
         "namespace": catalog.settings.alerts_namespace,

@@ -8,14 +8,16 @@ set -o pipefail
 log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SERVICE" "$*" >&2; }
 fail() { log "FAILED: $*"; exit 1; }
 
-# RESTORE_FROM names one backup folder (<service>-<UTC stamp>); empty: the newest one.
-# A case pattern matches the whole value (grep would accept any one line of it).
+# Whether $1 names a finished backup of $SERVICE (<service>-<UTC stamp>, never a partial
+# folder). A case pattern matches the whole value (grep would accept any one line of it).
 is_backup_name() {
   case "$1" in
     "$SERVICE"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
     *) return 1 ;;
   esac
 }
+
+# RESTORE_FROM names one backup folder (<service>-<UTC stamp>); empty: the newest one.
 name="${RESTORE_FROM:-}"
 if [ -z "$name" ]; then
   for path in "$BACKUP_DIR/$SERVICE"-*; do

@@ -66,12 +66,17 @@ push_metrics() {
 # (<service>-<UTC stamp>; never the partial folders of unfinished runs).
 list_backups() {
   for path in "$BACKUP_DIR/$SERVICE"-*; do
-    name="${path##*/}"
-    case "$name" in
-      "$SERVICE"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z)
-        printf '%s\n' "$name" ;;
-    esac
+    if is_backup_name "${path##*/}"; then printf '%s\n' "${path##*/}"; fi
   done | sort -r
+}
+
+# Whether $1 names a finished backup of $SERVICE (<service>-<UTC stamp>, never a partial
+# folder). A case pattern matches the whole value (grep would accept any one line of it).
+is_backup_name() {
+  case "$1" in
+    "$SERVICE"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+    *) return 1 ;;
+  esac
 }
 
 CLEANUP=
