@@ -32,11 +32,13 @@ __all__ = [
     "JobSettings",
     "LvmSnapshots",
     "Offsite",
+    "OffsiteSync",
     "Origin",
     "Retention",
     "Service",
     "Settings",
     "SnapshotLayer",
+    "Truenas",
     "VolsyncApp",
     "VolsyncSettings",
     "ZfsSnapshots",
@@ -207,10 +209,16 @@ class VolsyncApp:
 
 @dataclass(frozen=True)
 class ZfsSnapshots:
+    """One TrueNAS periodic snapshot task."""
+
     pool: str
     naming: str
     schedule: Schedule
     retention: Retention
+    #: The dataset the task snapshots (the pool's root dataset unless the catalog says).
+    dataset: str = ""
+    recursive: bool = True
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,44 @@ class LvmSnapshots:
     schedule: Schedule
     retention: Retention
     min_free_percent: int
+    volume_group: str = "pve"
+    thin_pool: str = "data"
+    kubeconfig: str = "/root/.kube/config"
+
+
+@dataclass(frozen=True)
+class OffsiteSync:
+    """How the NAS runs the offsite copy (settings.offsite, resolved)."""
+
+    target: str
+    #: The dataset the incremental sync snapshots and diffs, and its mountpoint (the root
+    #: every filter path is relative to).
+    dataset: str
+    mountpoint: str
+    snapshot_prefix: str
+    max_changes: int
+    #: rclone's destination: ``<remote>:<path>``, or an on-the-fly sftp backend
+    #: (``:sftp,host=...:<path>``) when the catalog names no remote.
+    destination: str
+    #: ``script`` (the generated full-sync script pushes ``sync="full"``) or ``cloudsync``
+    #: (a TrueNAS Cloud Sync task, reported by the NAS monitor).
+    full_sync_by: str
+    cloudsync_credential: str | None
+    install_dir: str
+
+
+@dataclass(frozen=True)
+class Truenas:
+    """The NAS's middleware API, as the NAS monitor calls it."""
+
+    url: str
+    #: ``jsonrpc`` (JSON-RPC 2.0 over WebSocket) or ``rest`` (``/api/v2.0``, older systems).
+    protocol: str
+    api_key_secret: str
+    api_key_key: str
+    verify_tls: bool
+    namespace: str
+    monitor_schedule: Schedule
 
 
 @dataclass(frozen=True)
@@ -328,6 +374,12 @@ class Settings:
     alert_routing: AlertRoutingSpec | None = None
     #: The nodes' iSCSI initiator settings.
     iscsi: IscsiSpec = field(default_factory=IscsiSpec)
+    #: How the NAS runs the offsite copy (``None``: no settings.offsite).
+    offsite: OffsiteSync | None = None
+    #: The NAS's API for the NAS monitor (``None``: no monitor).
+    truenas: Truenas | None = None
+    #: The Pushgateway as the NAS's and the PVE host's scripts reach it.
+    host_pushgateway: str = ""
 
 
 @dataclass(frozen=True)

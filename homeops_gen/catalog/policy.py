@@ -25,12 +25,14 @@ from homeops_gen.catalog.model import (
     LvmSnapshots,
     NfsVolumeModule,
     Offsite,
+    OffsiteSync,
     Origin,
     PushgatewayScrape,
     Retention,
     Service,
     Settings,
     SnapshotLayer,
+    Truenas,
     VolsyncApp,
     VolsyncSettings,
     ZfsSnapshots,
@@ -43,6 +45,7 @@ from homeops_gen.catalog.spec import (
     JobSpec,
     Method,
     ObjectStoreSpec,
+    OffsiteSettingsSpec,
     PostgresqlSpec,
     ResourcesSpec,
     SecretRef,
@@ -256,7 +259,11 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         return None
     garage_stores = [st for _, st in sorted(spec.object_stores.items()) if st.provider == "garage"]
     lvm = _resolve_lvm(resolver, spec)
+    truenas = _resolve_truenas(resolver, spec)
     return Settings(
+        offsite=_resolve_offsite_sync(resolver, spec, offsite, truenas) if offsite else None,
+        truenas=truenas,
+        host_pushgateway=spec.host_pushgateway or spec.pushgateway,
         lvm_snapshots=lvm,
         zfs_snapshots=_resolve_zfs(resolver, spec),
         runbook_base_url=(spec.alerts.runbook_base_url or "").rstrip("/") or None,
@@ -316,7 +323,111 @@ def _resolve_lvm(resolver: _Resolver, spec: SettingsSpec) -> LvmSnapshots | None
     except ValueError as exc:
         resolver.report((*loc, "retention"), str(exc))
         return None
-    return LvmSnapshots(schedule, retention, lvm.min_free_percent) if schedule else None
+    if schedule is None:
+        return None
+    return LvmSnapshots(
+        schedule,
+        retention,
+        lvm.min_free_percent,
+        lvm.volume_group,
+        lvm.thin_pool,
+        lvm.kubeconfig,
+    )
+
+
+def _resolve_truenas(resolver: _Resolver, spec: SettingsSpec) -> Truenas | None:
+    truenas = spec.truenas
+    if truenas is None:
+        return None
+    loc: Location = ("settings", "truenas")
+    url = urllib.parse.urlsplit(truenas.api)
+    protocol = "jsonrpc" if url.scheme in ("ws", "wss") else "rest"
+    path = url.path.rstrip("/")
+    if protocol == "jsonrpc" and not path.startswith("/api"):
+        resolver.report(
+            (*loc, "api"),
+            f"{truenas.api!r} is not the JSON-RPC endpoint: TrueNAS serves it at "
+            "wss://<nas>/api/current (or /api/<version>)",
+        )
+    if protocol == "rest" and path != "/api/v2.0":
+        resolver.report(
+            (*loc, "api"),
+            f"{truenas.api!r} is not the REST API: it is https://<nas>/api/v2.0 (TrueNAS "
+            "25.04 and later: wss://<nas>/api/current)",
+        )
+    schedule = resolver.cadence(truenas.monitor_cadence, "nas-monitor", (*loc, "monitor_cadence"))
+    if schedule is None:
+        return None
+    return Truenas(
+        url=truenas.api,
+        protocol=protocol,
+        api_key_secret=truenas.api_key.name,
+        api_key_key=truenas.api_key.key,
+        verify_tls=truenas.verify_tls,
+        namespace=truenas.namespace,
+        monitor_schedule=schedule,
+    )
+
+
+def _resolve_offsite_sync(
+    resolver: _Resolver,
+    spec: SettingsSpec,
+    offsite: OffsiteSettingsSpec,
+    truenas: Truenas | None,
+) -> OffsiteSync | None:
+    loc: Location = ("settings", "offsite")
+    dataset = offsite.dataset
+    root = spec.nfs.backup_root.rstrip("/")
+    if dataset is None:
+        if re.fullmatch(r"/mnt/[A-Za-z][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*", root):
+            dataset = root.removeprefix("/mnt/")
+        else:
+            resolver.report(
+                (*loc, "dataset"),
+                f"settings.nfs.backup_root {root!r} is not below /mnt, so the dataset to "
+                "snapshot cannot be derived: name it (e.g. dataset: main)",
+            )
+            return None
+    target = urllib.parse.urlsplit(offsite.target)
+    if offsite.rclone_remote is not None:
+        destination = f"{offsite.rclone_remote}:{target.path or '/'}"
+    elif target.scheme == "sftp":
+        options = [f"host={target.hostname}"]
+        if target.port is not None:
+            options.append(f"port={target.port}")
+        options += [f"user={offsite.sftp_user}", f"key_file={offsite.sftp_key_file}"]
+        destination = f":sftp,{','.join(options)}:{target.path or '/'}"
+    else:
+        resolver.report(
+            (*loc, "rclone_remote"),
+            f"a {target.scheme} target needs a remote of the NAS's rclone.conf to copy to "
+            "(only sftp targets get an on-the-fly backend)",
+        )
+        return None
+    if offsite.full_sync_by == "cloudsync":
+        if truenas is None:
+            resolver.report(
+                (*loc, "full_sync_by"),
+                "a Cloud Sync task is reported by the NAS monitor, which needs "
+                "settings.truenas (its API URL and key)",
+            )
+        if offsite.cloudsync_credential is None:
+            resolver.report(
+                (*loc, "cloudsync_credential"),
+                "full_sync_by: cloudsync needs the TrueNAS cloud credential the task "
+                "copies with (cloudsync_credential)",
+            )
+    return OffsiteSync(
+        target=offsite.target,
+        dataset=dataset,
+        mountpoint=offsite.mountpoint or f"/mnt/{dataset}",
+        snapshot_prefix=offsite.snapshot_prefix,
+        max_changes=offsite.max_changes,
+        destination=destination,
+        full_sync_by=offsite.full_sync_by,
+        cloudsync_credential=offsite.cloudsync_credential,
+        install_dir=offsite.install_dir,
+    )
 
 
 def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots, ...]:
@@ -331,8 +442,32 @@ def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots,
         except ValueError as exc:
             resolver.report((*loc, "retention"), str(exc))
             continue
+        dataset = task.dataset or task.pool
+        if dataset.split("/")[0] != task.pool:
+            resolver.report((*loc, "dataset"), f"{dataset!r} is not in pool {task.pool!r}")
+        for n, child in enumerate(task.exclude):
+            if not child.startswith(dataset + "/"):
+                resolver.report(
+                    (*loc, "exclude", n),
+                    f"{child!r} is not a child dataset of {dataset!r}: a task excludes "
+                    "only datasets below its own",
+                )
+        if task.exclude and not task.recursive:
+            resolver.report(
+                (*loc, "exclude"), "only a recursive task has child datasets to exclude"
+            )
         if schedule is not None:
-            tasks.append(ZfsSnapshots(task.pool, task.naming, schedule, retention))
+            tasks.append(
+                ZfsSnapshots(
+                    task.pool,
+                    task.naming,
+                    schedule,
+                    retention,
+                    dataset,
+                    task.recursive,
+                    task.exclude,
+                )
+            )
     return tuple(tasks)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Engine",
     "EngineSpecs",
     "IscsiSpec",
+    "LvmSnapshotsSpec",
     "Method",
     "NfsSpec",
     "ObjectStoreSpec",
@@ -48,8 +49,10 @@ __all__ = [
     "SecretRef",
     "ServiceSpec",
     "SettingsSpec",
+    "TruenasSpec",
     "VolsyncRetainSpec",
     "VolsyncSpec",
+    "ZfsSnapshotSpec",
 ]
 
 # --- constrained scalars ------------------------------------------------------------------
@@ -328,6 +331,43 @@ class ObjectStoreSpec(Spec):
     checksum_when_required: bool | None = None
 
 
+class SecretRef(Spec):
+    """A key of a Kubernetes Secret in the namespace of the workload that reads it."""
+
+    name: DnsSubdomain
+    key: SecretKey
+
+
+#: A ZFS dataset: a pool name, then child names (``main``, ``main/media``).
+Dataset = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*",
+        "a ZFS dataset (a pool, then '/'-separated children of letters, digits, '_.:-')",
+        200,
+    ),
+]
+#: The name of an rclone remote or of a TrueNAS cloud credential.
+RemoteName = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
+        "a name of letters, digits, '_', '.' and '-' (not starting with '.' or '-')",
+        64,
+    ),
+]
+#: The TrueNAS middleware API: ``wss://`` or ``ws://`` for JSON-RPC 2.0 (``/api/current``),
+#: ``https://`` or ``http://`` for the REST API of older systems (``/api/v2.0``).
+ApiUrl = Annotated[
+    str,
+    Matching(
+        r"(wss?|https?)://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~@+/-]*)?",
+        "a ws, wss, http or https URL without credentials, query or spaces",
+        2048,
+    ),
+]
+
+
 class OffsiteExcludeSpec(Spec):
     """A path pattern kept out of the offsite sync that belongs to no single service."""
 
@@ -336,10 +376,37 @@ class OffsiteExcludeSpec(Spec):
 
 
 class OffsiteSettingsSpec(Spec):
+    """The NAS-to-NAS offsite copy: an incremental copy of what ZFS says changed, and a
+    periodic full sync that also removes what was deleted."""
+
     target: Url
     incremental: str = "6h"
     full_sync: str = "0 9 * * 0"
     exclude: tuple[OffsiteExcludeSpec, ...] = ()
+    #: Who runs the full sync, and so who pushes its ``sync="full"`` series: the generated
+    #: script under cron (``script``), or a TrueNAS Cloud Sync task that the NAS monitor
+    #: reports (``cloudsync``; needs settings.truenas and ``cloudsync_credential``).
+    full_sync_by: Literal["script", "cloudsync"] = "script"
+    #: The ZFS dataset whose snapshots the incremental sync diffs; its mountpoint is the
+    #: synced root (default: the dataset mounted at settings.nfs.backup_root, ``/mnt/<pool>``).
+    dataset: Dataset | None = None
+    #: The mountpoint of ``dataset`` (default: ``/mnt/<dataset>``).
+    mountpoint: AbsPath | None = None
+    #: The incremental sync's two snapshots are ``<dataset>@<prefix>-prev`` and ``-new``.
+    snapshot_prefix: Annotated[
+        str, Matching(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a snapshot name prefix", 64)
+    ] = "cloudsync"
+    #: More changed files than this and the incremental sync lists the whole tree instead.
+    max_changes: Annotated[int, Field(ge=1, le=100_000_000)] = 100_000
+    #: A remote of the NAS's rclone.conf to copy to (default: rclone's on-the-fly sftp
+    #: backend from ``target``, with the user and key of ``sftp_user`` / ``sftp_key_file``).
+    rclone_remote: RemoteName | None = None
+    sftp_user: Identifier = "root"
+    sftp_key_file: AbsPath = "/root/.ssh/id_ed25519"
+    #: The TrueNAS cloud credential of the Cloud Sync task (with ``full_sync_by: cloudsync``).
+    cloudsync_credential: RemoteName | None = None
+    #: Where the sync scripts are installed on the NAS (the cron tasks run them from there).
+    install_dir: AbsPath = "/root"
 
 
 class ChurnDefaultsSpec(Spec):
@@ -507,13 +574,25 @@ class GarageSpec(Spec):
     key_prefix: DnsLabel = "homeops"
 
 
+LvmName = Annotated[
+    str,
+    Matching(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]*", "an LVM name (letters, digits, '+_.-')", 64),
+]
+
+
 class LvmSnapshotsSpec(Spec):
     """Proxmox LVM thin snapshots of the proxmox-lvm volumes (the snapshot script's layer)."""
 
     cadence: str = "0 0,12 * * *"
     retention: RetentionText = "7d"
-    #: Alert when the thin pool has less free space than this.
+    #: Alert when the thin pool has less free space than this; below it no new snapshot is
+    #: taken (a full thin pool fails the volumes' own writes).
     min_free_percent: Annotated[int, Field(ge=1, le=99)] = 15
+    #: The volume group and thin pool the Proxmox CSI volumes live in.
+    volume_group: LvmName = "pve"
+    thin_pool: LvmName = "data"
+    #: The kubeconfig the script maps volumes to claims with (and scales workloads with).
+    kubeconfig: AbsPath = "/root/.kube/config"
 
 
 class ZfsSnapshotSpec(Spec):
@@ -523,6 +602,12 @@ class ZfsSnapshotSpec(Spec):
     naming: Annotated[str, Matching(r"[A-Za-z0-9_.%-]+", "a snapshot naming schema", 128)]
     cadence: str
     retention: RetentionText
+    #: The task's dataset (default: the pool's root dataset).
+    dataset: Dataset | None = None
+    #: Snapshot the child datasets too.
+    recursive: bool = True
+    #: Child datasets the recursive task leaves out.
+    exclude: tuple[Dataset, ...] = ()
 
 
 class IscsiSpec(Spec):
@@ -535,6 +620,22 @@ class IscsiSpec(Spec):
     noop_out_timeout: Annotated[int, Field(ge=0, le=3600)] = 15
     header_digest: Literal["None", "CRC32C", "CRC32C,None", "None,CRC32C"] = "CRC32C,None"
     data_digest: Literal["None", "CRC32C", "CRC32C,None", "None,CRC32C"] = "CRC32C,None"
+
+
+class TruenasSpec(Spec):
+    """The NAS's middleware API: the NAS monitor reads its Cloud Sync tasks through it."""
+
+    #: ``wss://<nas>/api/current``: JSON-RPC 2.0 over WebSocket (TrueNAS 25.04 and later).
+    #: An ``https://<nas>/api/v2.0`` URL selects the REST API of older systems instead
+    #: (deprecated in 25.04, removed in 26).
+    api: ApiUrl
+    #: The API key (``auth.login_with_api_key``), a Secret in the monitor's namespace.
+    api_key: SecretRef
+    #: Check the NAS's TLS certificate (off for a self-signed one).
+    verify_tls: bool = True
+    #: The monitor CronJob's namespace and how often it asks the NAS.
+    namespace: DnsLabel = "monitoring"
+    monitor_cadence: str = "1h"
 
 
 class SnapshotsSpec(Spec):
@@ -632,8 +733,14 @@ class SettingsSpec(Spec):
     controller_timezone: TimeZone = "Etc/UTC"
     nfs: NfsSpec
     pushgateway: Url
+    #: The Pushgateway as the NAS and the PVE host reach it (a NodePort or an ingress;
+    #: default: settings.pushgateway, which outside the cluster resolves only if your DNS
+    #: does).
+    host_pushgateway: Url | None = None
     object_stores: dict[DnsLabel, ObjectStoreSpec] = Field(default_factory=dict)
     offsite: OffsiteSettingsSpec | None = None
+    #: The NAS's API, for the NAS monitor (see ``offsite.full_sync_by``).
+    truenas: TruenasSpec | None = None
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
     jobs: JobDefaultsSpec = Field(default_factory=JobDefaultsSpec)
     terraform: TerraformSpec = Field(default_factory=TerraformSpec)
@@ -649,11 +756,6 @@ class SettingsSpec(Spec):
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
-
-
-class SecretRef(Spec):
-    name: DnsSubdomain
-    key: SecretKey
 
 
 class PostgresqlSpec(Spec):

@@ -21,6 +21,7 @@ from homeops_gen.plan import OutputFile, Text
 from homeops_gen.registry import register_generator
 
 __all__ = [
+    "CLOUDSYNC_DESCRIPTION",
     "Exclusion",
     "SnapshotExclusion",
     "generate_offsite_filters",
@@ -30,6 +31,11 @@ __all__ = [
     "offsite_exclusions",
     "service_claim",
 ]
+
+
+#: The description of the TrueNAS Cloud Sync task that runs the full sync: the task
+#: definitions create it under this name and the NAS monitor finds it by it.
+CLOUDSYNC_DESCRIPTION = "homeops_gen offsite full sync"
 
 
 @dataclass(frozen=True)
