@@ -1039,7 +1039,26 @@ def parse_samples(text: str) -> list[Sample]:
         except ValueError:
             raise ValueError(f"line {number}: bad value or timestamp: {raw!r}") from None
         samples.append(Sample(name_match.group(0), labels, value, timestamp))
+    _agrees_with_prometheus_client(text, samples)
     return samples
+
+
+def _agrees_with_prometheus_client(text: str, samples: list[Sample]) -> None:
+    """The same body read by prometheus-client's text-format parser, the reference reading
+    of the format: it must accept the body (``# TYPE`` lines included) and find the same
+    samples."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:  # the test extra installs it; without it only the reading above
+        return
+    theirs = sorted(
+        (s.name, sorted(s.labels.items()), repr(float(s.value)))  # repr: NaN equals NaN
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    )
+    ours = sorted((s.name, sorted(s.labels.items()), repr(s.value)) for s in samples)
+    if theirs != ours:
+        raise ValueError(f"prometheus-client reads {theirs}, this parser {ours}")
 
 
 def parse_metrics(text: str) -> dict[str, float]:
