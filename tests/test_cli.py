@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -547,6 +548,8 @@ def test_every_generated_file_is_lf_with_one_final_newline_and_a_header(
             data = data.split(b"\n", 1)[1]
         if path.endswith(".md"):
             assert data.startswith(f"<!-- {HEADER} -->\n".encode()), path
+        elif path.endswith(".json"):  # JSON has no comments: the header is its first field
+            assert json.loads(data)["comment"].startswith(HEADER), path
         else:
             assert data.startswith(f"# {HEADER}\n".encode()), path
 

@@ -15,6 +15,7 @@ from homeops_gen.generators import (
     runbooks,
     scrape,
     storage_layers,
+    truenas_tasks,
     volsync,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "runbooks",
     "scrape",
     "storage_layers",
+    "truenas_tasks",
     "volsync",
 ]
