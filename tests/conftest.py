@@ -141,3 +141,9 @@ from engines import (  # noqa: E402, F401
     redis,
     stubs,
 )
+
+
+def backup_stacks(stacks: Path) -> list[Path]:
+    """The services' stacks in ``<out>/terraform/stacks`` (each with its backup.tf); the NAS
+    monitor's stack is the one other kind."""
+    return sorted(p for p in stacks.iterdir() if (p / "backup.tf").is_file())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, require_tool
+from conftest import REPO, backup_stacks, require_tool
 
 from homeops_gen import build_plan, load_catalog, render_plan
 
@@ -115,7 +115,7 @@ def write_tree(rendered: dict[str, bytes], root: Path) -> Path:
 
 def test_every_script_of_the_reference_out(shellcheck: str) -> None:
     checked = check_tree(shellcheck, OUT)
-    stacks = sorted((OUT / "terraform" / "stacks").iterdir())
+    stacks = backup_stacks(OUT / "terraform" / "stacks")
     # Each stack's scripts, the shared lib.sh, a restore per stack, Garage's provisioning.
     assert checked >= 2 * len(stacks) + 2
 
@@ -157,7 +157,7 @@ def test_every_recipe_under_each_shell(shellcheck: str, shell: str, tmp_path: Pa
     stacks = root / "terraform" / "stacks"
     engines = {
         catalog.service(stack.name).engine
-        for stack in stacks.iterdir()
+        for stack in backup_stacks(stacks)
         if (stack / "backup.sh").read_text().startswith(f"#!{shell}\n")
     }
     assert engines >= {"postgresql", "mysql", "sqlite", "etcd", "vault", "redis", "prometheus"}

@@ -635,7 +635,7 @@ class TruenasSpec(Spec):
     verify_tls: bool = True
     #: The monitor CronJob's namespace and how often it asks the NAS.
     namespace: DnsLabel = "monitoring"
-    monitor_cadence: str = "1h"
+    monitor_cadence: str = "hourly"
 
 
 class SnapshotsSpec(Spec):

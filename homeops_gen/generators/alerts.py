@@ -374,7 +374,15 @@ def offsite_alerts(catalog: Catalog) -> list[Alert]:
         labels = {"severity": "warning", "layer": "offsite", "sync": kind}
         selector = {"sync": kind}
         threshold = alert_threshold(schedule)
-        alerts += stale_alerts(
+        # A Cloud Sync task's finish is seen only at the NAS monitor's next run: the last
+        # success reaches Prometheus up to the monitor's own largest gap late.
+        monitor = settings.truenas.monitor_schedule if settings.truenas is not None else None
+        by_cloudsync = settings.offsite is not None and settings.offsite.full_sync_by == "cloudsync"
+        if kind != "full" or not by_cloudsync:
+            monitor = None
+        if monitor is not None:
+            threshold += monitor.max_gap()
+        stale = stale_alerts(
             "OffsiteSync",
             "offsite_sync_last_success_timestamp",
             selector,
@@ -383,6 +391,14 @@ def offsite_alerts(catalog: Catalog) -> list[Alert]:
             f"the {kind} offsite sync",
             threshold,
         )
+        if monitor is not None:
+            late = (
+                " The NAS monitor reports the Cloud Sync task's finish up to "
+                f"{prom_duration(monitor.max_gap())} late (its own largest gap), which the "
+                "threshold includes."
+            )
+            stale = [dataclasses.replace(a, description=a.description + late) for a in stale]
+        alerts += stale
         alerts.append(
             Alert(
                 "OffsiteSyncFailing",
