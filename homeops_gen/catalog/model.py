@@ -380,6 +380,9 @@ class Settings:
     truenas: Truenas | None = None
     #: The Pushgateway as the NAS's and the PVE host's scripts reach it.
     host_pushgateway: str = ""
+    #: The metrics programs outside homeops_gen produce, by program (built-ins merged with
+    #: settings.alerts.external_metrics).
+    external_metrics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from homeops_gen.catalog.spec import (
     VolsyncRetainSpec,
 )
 from homeops_gen.errors import Finding, Location
+from homeops_gen.metrics import external_metrics
 from homeops_gen.schedule import (
     WEEKDAYS,
     Runtime,
@@ -264,6 +265,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         offsite=_resolve_offsite_sync(resolver, spec, offsite, truenas) if offsite else None,
         truenas=truenas,
         host_pushgateway=spec.host_pushgateway or spec.pushgateway,
+        external_metrics=external_metrics(spec.alerts.external_metrics),
         lvm_snapshots=lvm,
         zfs_snapshots=_resolve_zfs(resolver, spec),
         runbook_base_url=(spec.alerts.runbook_base_url or "").rstrip("/") or None,

@@ -711,6 +711,12 @@ class AlertRoutingSpec(Spec):
     routes: tuple[AlertRouteSpec, ...] = ()
 
 
+#: A Prometheus metric name.
+MetricName = Annotated[
+    str, Matching(r"[a-zA-Z_:][a-zA-Z0-9_:]*", "a metric name (letters, digits, '_', ':')", 200)
+]
+
+
 class AlertsSpec(Spec):
     #: Namespace of the PrometheusRule objects.
     namespace: DnsLabel = "monitoring"
@@ -723,6 +729,12 @@ class AlertsSpec(Spec):
     pushgateway_scrape: PushgatewayScrapeSpec = Field(default_factory=PushgatewayScrapeSpec)
     #: Generate an Alertmanager route tree (alertmanager.yml and an AlertmanagerConfig).
     routing: AlertRoutingSpec | None = None
+    #: Metrics the alerts may read that programs outside homeops_gen produce, by program.
+    #: The stack's exporters are built in (kube-state-metrics, node-exporter, volsync,
+    #: cloudnative-pg, plugin-barman-cloud: see out/docs/metrics.md); an entry here replaces
+    #: that program's list or adds a program. An alert reading a metric that neither a
+    #: generated program nor one of these produces is refused.
+    external_metrics: dict[DnsLabel, tuple[MetricName, ...]] = Field(default_factory=dict)
 
 
 class SettingsSpec(Spec):

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
+from homeops_gen.errors import PlanError
 from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
+from homeops_gen.metrics import dangling
 from homeops_gen.plan import OutputFile, YamlDocuments
 from homeops_gen.promql import parse_matchers, quoted, satisfying_labels
 from homeops_gen.registry import register_generator
@@ -714,7 +716,11 @@ def promtool_tests(group: RuleGroup) -> dict[str, Any]:
 @register_generator("alerts", description="PrometheusRules, rule files and promtool tests")
 def generate_alerts(catalog: Catalog) -> Iterator[OutputFile]:
     settings = catalog.settings
-    for group in rule_groups(catalog):
+    groups = rule_groups(catalog)
+    problems = dangling(catalog, ((a.name, a.expr) for g in groups for a in g.alerts))
+    if problems:
+        raise PlanError(problems)
+    for group in groups:
         spec = rules_spec(group)
         metadata: dict[str, Any] = {
             "name": f"homeops-{group.name}",

@@ -16,12 +16,18 @@ from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.generators.runbooks import alerts_by_service, has_runbook, runbook_path
 from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.markdown import md_text
-from homeops_gen.plan import OutputFile, TemplateRender
+from homeops_gen.plan import OutputFile, TemplateRender, Text
 from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule, format_duration
 
-__all__ = ["generate_protection_matrix", "generate_snapshot_doc", "matrix_row", "schedule_rows"]
+__all__ = [
+    "generate_metric_doc",
+    "generate_protection_matrix",
+    "generate_snapshot_doc",
+    "matrix_row",
+    "schedule_rows",
+]
 
 _COLUMNS = {
     "snapshots": ("zfs", "lvm"),
@@ -173,3 +179,50 @@ def generate_snapshot_doc(catalog: Catalog) -> Iterator[OutputFile]:
         "lvm_excluded": lvm_exclusions(catalog),
     }
     yield OutputFile("docs/snapshots.md", TemplateRender("markdown/snapshots.md.j2", context))
+
+
+@register_generator("metric-doc", description="out/docs/metrics.md: each metric's source")
+def generate_metric_doc(catalog: Catalog) -> Iterator[OutputFile]:
+    """Every metric the alerts read or the generated programs push, where it comes from and
+    which alerts read it (the join the alerts generator checks)."""
+    from homeops_gen.generators.alerts import rule_groups
+    from homeops_gen.metrics import metrics_read, sources
+
+    readers: dict[str, set[str]] = {}
+    for group in rule_groups(catalog):
+        for alert in group.alerts:
+            for read in metrics_read(alert.expr):
+                readers.setdefault(read.metric, set()).add(alert.name)
+    # Per-service producers collapse into one row: <service> in the path, the services listed.
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for source in sources(catalog):
+        if not source.generated and source.metric not in readers:
+            continue  # an exporter's metric no alert of this catalog reads
+        labels = dict(source.labels)
+        service = labels.pop("service", "")
+        path = source.producer.replace(f"/{service}/", "/<service>/") if service else ""
+        producer = (
+            f"`out/{path or source.producer}`" if source.generated else md_text(source.producer)
+        )
+        series = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+        key = (source.metric, producer, f"`{{{series}}}`" if series else "all")
+        rows.setdefault(key, []).extend([service] if service else [])
+    lines = [
+        "# Metrics and their sources",
+        "",
+        "Every metric the generated alerts read, and every metric the generated programs",
+        "push: who produces it (a generated file, or a program of the stack named in",
+        "`settings.alerts.external_metrics`), for which series, and the alerts that read it.",
+        "Generation refuses an alert that reads a metric nothing here produces.",
+        "",
+    ]
+    if not rows:
+        lines.append("No alert reads a metric, and no generated program pushes one.")
+        yield OutputFile("docs/metrics.md", Text("\n".join(lines) + "\n"))
+        return
+    lines += ["| metric | produced by | series | services | read by |", "|---|---|---|---|---|"]
+    for (metric, producer, series), services in sorted(rows.items()):
+        alerts = ", ".join(sorted(readers.get(metric, ()))) or "—"
+        listed = ", ".join(sorted(services)) or "—"
+        lines.append(f"| `{metric}` | {producer} | {series} | {listed} | {alerts} |")
+    yield OutputFile("docs/metrics.md", Text("\n".join(lines) + "\n"))

@@ -1,0 +1,233 @@
+"""Where every metric the generated alerts read comes from: one source of truth.
+
+A metric is produced either by a program homeops_gen generates (the backup and integrity
+scripts, the NAS's offsite sync, the NAS monitor, the PVE host's LVM snapshot script), or by
+a program of the stack (kube-state-metrics, node_exporter, VolSync, CloudNativePG and its
+barman-cloud plugin), which the catalog may name in ``settings.alerts.external_metrics``.
+A :class:`Source` may produce a metric only for some label values: the offsite sync's
+``sync="full"`` series comes from the sync script or from the NAS monitor, never both.
+
+:func:`dangling` joins each alert's expression to the sources; the alerts generator refuses
+a catalog whose alerts would read a metric nothing produces (it would fire
+``...NeverSucceeded`` forever), and ``out/docs/metrics.md`` tables the join.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from homeops_gen.catalog.model import Catalog
+
+__all__ = [
+    "STACK_EXPORTERS",
+    "Read",
+    "Source",
+    "dangling",
+    "external_metrics",
+    "metrics_read",
+    "sources",
+]
+
+#: The metrics of the stack's own programs that the generated alerts are written against,
+#: by program (the names are those the programs export; see each program's docs).
+STACK_EXPORTERS: Mapping[str, tuple[str, ...]] = {
+    # CronJob status, for the backup jobs' failure and never-scheduled alerts.
+    "kube-state-metrics": (
+        "kube_cronjob_status_last_schedule_time",
+        "kube_cronjob_status_last_successful_time",
+    ),
+    # The NAS's filesystems, for the backup disk's free space.
+    "node-exporter": ("node_filesystem_avail_bytes", "node_filesystem_size_bytes"),
+    # VolSync's operator.
+    "volsync": ("volsync_volume_out_of_sync",),
+    # CloudNativePG's instance manager (its default pg_stat_archiver query) and, for
+    # clusters backed up in-tree, its collector.
+    "cloudnative-pg": (
+        "cnpg_collector_last_available_backup_timestamp",
+        "cnpg_pg_stat_archiver_last_archived_time",
+        "cnpg_pg_stat_archiver_last_failed_time",
+    ),
+    # The barman-cloud plugin's sidecar, for clusters backed up through the plugin.
+    "plugin-barman-cloud": ("barman_cloud_cloudnative_pg_io_last_available_backup_timestamp",),
+}
+
+
+def external_metrics(declared: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The built-in exporters with the catalog's entries replacing or adding programs."""
+    merged = dict(STACK_EXPORTERS)
+    merged.update(declared)
+    return dict(sorted(merged.items()))
+
+
+@dataclass(frozen=True)
+class Source:
+    """``producer`` (a path in ``out/`` when ``generated``, else a program's name) produces
+    ``metric``, for the series whose labels include ``labels``."""
+
+    metric: str
+    producer: str
+    generated: bool
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+_BACKUP = (
+    "backup_last_duration_seconds",
+    "backup_last_failure_timestamp",
+    "backup_last_run_success",
+    "backup_last_size_bytes",
+    "backup_last_success_timestamp",
+)
+_INTEGRITY = ("sqlite_integrity_last_check_timestamp", "sqlite_integrity_ok")
+_OFFSITE = (
+    "offsite_sync_bytes_copied",
+    "offsite_sync_duration_seconds",
+    "offsite_sync_files_copied",
+    "offsite_sync_last_run_success",
+    "offsite_sync_last_success_timestamp",
+)
+_MONITOR = (
+    "offsite_sync_last_run_success",
+    "offsite_sync_last_success_timestamp",
+    "offsite_sync_running",
+)
+_LVM = (
+    "lvm_snapshot_count",
+    "lvm_snapshot_created",
+    "lvm_snapshot_last_run_success",
+    "lvm_snapshot_last_success_timestamp",
+    "lvm_thin_pool_free_percent",
+)
+#: Where the generated producers are, in ``out/``.
+OFFSITE_SCRIPT = "offsite/offsite-sync.sh"
+NAS_MONITOR = "terraform/stacks/nas-monitor/nas_monitor.py"
+LVM_SCRIPT = "snapshots/lvm-pvc-snapshot.sh"
+
+
+def sources(catalog: Catalog) -> list[Source]:
+    """Every metric source of the catalog: the generated programs, then the stack's."""
+    from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
+
+    found: list[Source] = []
+
+    def add(names: Iterable[str], producer: str, labels: tuple[tuple[str, str], ...] = ()) -> None:
+        found.extend(Source(name, producer, True, labels) for name in names)
+
+    for service in catalog.services:
+        if service.uses("dump"):
+            stack = f"terraform/stacks/{service.name}"
+            labels = (("service", service.name),)
+            add(_BACKUP, f"{stack}/backup.sh", (("job", BACKUP_METRICS_JOB), *labels))
+            if service.integrity is not None and service.engine == "sqlite":
+                add(
+                    _INTEGRITY,
+                    f"{stack}/integrity-check.sh",
+                    (("job", INTEGRITY_METRICS_JOB), *labels),
+                )
+    settings = catalog.settings
+    offsite = settings.offsite
+    if offsite is not None:
+        add(_OFFSITE, OFFSITE_SCRIPT, (("job", "offsite-sync"), ("sync", "incremental")))
+        if offsite.full_sync_by == "script":
+            add(_OFFSITE, OFFSITE_SCRIPT, (("job", "offsite-sync"), ("sync", "full")))
+        elif settings.truenas is not None:
+            add(_MONITOR, NAS_MONITOR, (("job", "nas-monitor"), ("sync", "full")))
+    lvm = settings.lvm_snapshots
+    if lvm is not None and any(s.snapshot_layer == "lvm" for s in catalog.services):
+        add(_LVM, LVM_SCRIPT, (("job", "lvm-pvc-snapshot"),))
+    for program, names in settings.external_metrics.items():
+        found.extend(Source(name, program, False) for name in names)
+    return found
+
+
+@dataclass(frozen=True)
+class Read:
+    """A metric an expression reads, with the label equalities its selector requires."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GROUPING = re.compile(
+    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+_TOKEN = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?")
+_EQUALITY = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*")')
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
+    | {"group_left", "group_right", "atan2"}
+)
+
+
+def metrics_read(expr: str) -> list[Read]:
+    """The metrics a PromQL expression of the generated alerts reads (a small reading of
+    the grammar: selectors are names not followed by ``(``, with their ``{...}``)."""
+    # Strings stay inside the braces they belong to: blank them only outside selectors.
+    reads = []
+    masked = _GROUPING.sub(" ", re.sub(r"\[[^\]]*\]", " ", expr))
+    position = 0
+    while (match := _TOKEN.search(masked, position)) is not None:
+        position = match.end()
+        name, braces, call = match.groups()
+        start = match.start()
+        if start and (masked[start - 1].isdigit() or masked[start - 1] == "."):
+            continue  # the unit of a number, such as 1e3
+        if call or name.lower() in _KEYWORDS:
+            if call and braces:
+                raise ValueError(f"{name}{braces}( is no PromQL")
+            continue
+        labels = []
+        for key, value in _EQUALITY.findall(_unquote_ops(braces or "")):
+            labels.append((key, _literal(value)))
+        reads.append(Read(name, tuple(labels)))
+    return reads
+
+
+def _unquote_ops(braces: str) -> str:
+    """Keep only the ``=`` matchers (not ``!=``, ``=~`` or ``!~``) of a selector."""
+    return re.sub(r'[a-zA-Z_][a-zA-Z0-9_]*\s*(!=|=~|!~)\s*"(?:[^"\\]|\\.)*"', " ", braces)
+
+
+def _literal(quoted_value: str) -> str:
+    import json
+
+    value: str = json.loads(quoted_value)
+    return value
+
+
+def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
+    """For ``(alert, expr)`` pairs, one line per metric read that no source produces for
+    the labels the alert selects."""
+    by_metric: dict[str, list[Source]] = {}
+    for source in sources(catalog):
+        by_metric.setdefault(source.metric, []).append(source)
+    problems = []
+    for alert, expr in exprs:
+        for read in metrics_read(_STRING.sub(_keep_in_braces(expr), expr)):
+            wanted = dict(read.labels)
+            if not any(
+                all(wanted.get(key, value) == value for key, value in source.labels)
+                for source in by_metric.get(read.metric, ())
+            ):
+                labels = ",".join(f"{k}={v!r}" for k, v in read.labels)
+                problems.append(
+                    f"alert {alert} reads {read.metric}{{{labels}}}, which no generated "
+                    "program pushes and settings.alerts.external_metrics does not name"
+                )
+    return problems
+
+
+def _keep_in_braces(expr: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for strings outside ``{...}`` (function arguments such as
+    label_replace's), which are not metric names."""
+
+    def replace(match: re.Match[str]) -> str:
+        before = expr[: match.start()]
+        inside = before.count("{") > before.count("}")
+        return match.group(0) if inside else '""'
+
+    return replace
