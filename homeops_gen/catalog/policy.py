@@ -401,9 +401,9 @@ def _resolve_offsite_sync(
         destination = f":sftp,{','.join(options)}:{target.path or '/'}"
     else:
         resolver.report(
-            (*loc, "rclone_remote"),
-            f"a {target.scheme} target needs a remote of the NAS's rclone.conf to copy to "
-            "(only sftp targets get an on-the-fly backend)",
+            (*loc, "target"),
+            f"a {target.scheme} target needs rclone_remote, a remote of the NAS's rclone.conf "
+            "to copy to (only sftp targets get an on-the-fly backend)",
         )
         return None
     if offsite.full_sync_by == "cloudsync":
