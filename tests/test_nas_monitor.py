@@ -7,7 +7,17 @@ TrueNAS's middleware does (read from its source: ``api/base/server/ws_handler/rp
 ``utils/service/task_state.py``, ``utils/filter_list.py``; dates as the API client's
 ``ejson`` writes them, ``{"$date": <ms>}``):
 
-* ``auth.login_with_api_key [key]`` answers ``true``, or ``false`` for a wrong key;
+* ``auth.login_with_api_key [key]`` answers ``true``, or ``false`` for a wrong key (and
+  -32601 "Method does not exist" on TrueNAS 27's current API, which removed it);
+* ``auth.login_ex [login_data]`` (``api/v25_04_0``…``v27_0_0/auth.py``'s
+  ``AuthLoginExArgs``/``AuthLoginExResult``, ``plugins/auth.py``'s ``login_ex``,
+  ``plugins/auth_/login_ex_impl.py``'s ``login_ex_api_key_plain``) takes the
+  ``API_KEY_PLAIN`` mechanism with ``username``, ``api_key`` and optional ``login_options``
+  (``user_info``, ``reconnect_token``), extra fields refused with -32602 "Invalid params" as
+  the models forbid them; it answers ``{"response_type": "SUCCESS", "user_info": <auth.me>
+  or null, "authenticator": "LEVEL_1", "reconnect_token": null}`` when the user owns the key,
+  else ``AUTH_ERR`` (a wrong key and an unknown user answer the same); ``EXPIRED``,
+  ``DENIED``, ``REDIRECT`` and ``OTP_REQUIRED`` when configured to;
 * any other call before a login is refused with error -32001 "Method call error",
   ``data.errname`` ENOTAUTHENTICATED (207); an unknown method with -32601;
 * ``cloudsync.query [filters]`` and ``core.get_jobs [filters, options]`` filter as
@@ -61,18 +71,23 @@ from homeops_gen.schedule import alert_threshold
 
 STACK = "terraform/stacks/nas-monitor"
 KEY = "1-uz8DhKHFhRIUQIvjzabPYtpy5wf1DJ3ZBLlDgNVhRAFT7Y6pJGUlm0n3apwxWEU4"
+#: The user the key belongs to on the NAS.
+USER = "nas-monitor"
 TASK_ID = 3
 OTHER_ID = 1
 #: Job times, in seconds since the epoch (whole seconds: ejson writes whole milliseconds).
 T0, T1, T2, T3 = 1_735_000_000, 1_735_600_000, 1_736_200_000, 1_736_800_000
 
 
-def catalog_text(api: str = "wss://nas.lan/api/current", full_sync_by: str = "cloudsync") -> str:
+def catalog_text(
+    api: str = "wss://nas.lan/api/current", full_sync_by: str = "cloudsync", user: str = ""
+) -> str:
     settings = (
         "  truenas:\n"
         f"    api: {api}\n"
         "    api_key: {name: truenas-api-key, key: api-key}\n"
-        "    verify_tls: false\n"
+        + (f"    api_key_user: {user}\n" if user else "")
+        + "    verify_tls: false\n"
         "    monitor_cadence: 1h\n"
         "  offsite:\n"
         "    target: sftp://backup.lan/tank\n"
@@ -114,6 +129,14 @@ class Rendered:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     catalog = load_catalog_text(catalog_text(), "services.yaml")
     out = tmp_path_factory.mktemp("out")
+    return Rendered(catalog, out, render(catalog, out))
+
+
+@pytest.fixture(scope="module")
+def with_user(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The stack of a catalog naming the key's user (``settings.truenas.api_key_user``)."""
+    catalog = load_catalog_text(catalog_text(user=USER), "services.yaml")
+    out = tmp_path_factory.mktemp("with-user")
     return Rendered(catalog, out, render(catalog, out))
 
 
@@ -308,10 +331,44 @@ def query(rows: list[dict[str, Any]], filters: list[Any], options: dict[str, Any
 # --------------------------------------------------------------------------------------------
 
 
-def call_error(id_: Any, errno_: int, errname: str, reason: str) -> dict[str, Any]:
+def call_error(
+    id_: Any, errno_: int, errname: str, reason: str, code: int = -32001
+) -> dict[str, Any]:
     data = {"error": errno_, "errname": errname, "reason": reason, "trace": None, "extra": None}
-    error = {"code": -32001, "message": "Method call error", "data": data}
+    message = {-32001: "Method call error", -32602: "Invalid params"}[code]
+    error = {"code": code, "message": message, "data": data}
     return {"jsonrpc": "2.0", "error": error, "id": id_}
+
+
+#: auth.login_ex's mechanisms and the fields each takes (required, optional).
+LOGIN_MECHANISMS = {
+    "API_KEY_PLAIN": ({"mechanism", "username", "api_key"}, {"login_options"}),
+    "PASSWORD_PLAIN": ({"mechanism", "username", "password"}, {"login_options"}),
+    "TOKEN_PLAIN": ({"mechanism", "token"}, {"login_options"}),
+    "OTP_TOKEN": ({"mechanism", "otp_token"}, {"login_options"}),
+}
+#: AuthCommonOptions' fields.
+LOGIN_OPTIONS = {"user_info", "reconnect_token"}
+
+
+def auth_me(user: str) -> dict[str, Any]:
+    """What ``auth.me`` tells of an API key's local user (AuthUserInfo's fields)."""
+    return {
+        "pw_name": user,
+        "pw_gecos": "NAS monitor",
+        "pw_dir": "/var/empty",
+        "pw_shell": "/usr/sbin/nologin",
+        "pw_uid": 3001,
+        "pw_gid": 3001,
+        "grouplist": [3001],
+        "sid": None,
+        "source": "LOCAL",
+        "local": True,
+        "attributes": {},
+        "two_factor_config": {"secret_configured": False, "interval": 30, "otp_digits": 6},
+        "privilege": {"roles": {"$set": ["READONLY_ADMIN"]}, "web_shell": False},
+        "account_attributes": ["LOCAL", "API_KEY"],
+    }
 
 
 class FakeTrueNAS:
@@ -325,8 +382,12 @@ class FakeTrueNAS:
         login_removed: bool = False,
         failing: str = "",
         bad_accept: bool = False,
+        login_ex_answer: str = "",
     ) -> None:
         self.state = state
+        #: What auth.login_ex answers a well-formed request instead of checking the key:
+        #: EXPIRED, DENIED, OTP_REQUIRED, REDIRECT or a response_type TrueNAS may add.
+        self.login_ex_answer = login_ex_answer
         self.tls = tls
         self.login_removed = login_removed  # TrueNAS 27's current API
         self.failing = failing  # a method that fails with a CallError
@@ -401,6 +462,11 @@ class FakeTrueNAS:
         if method == "auth.login_with_api_key" and not self.login_removed:
             ok = params == [KEY]
             return result(ok), authenticated or ok
+        if method == "auth.login_ex":
+            answer = self.login_ex(params)
+            if "response_type" not in answer:
+                return call_error(id_, 22, "EINVAL", answer["reason"], code=-32602), authenticated
+            return result(answer), authenticated or answer["response_type"] == "SUCCESS"
         if method not in ("cloudsync.query", "core.get_jobs", "core.ping"):
             error = {"code": -32601, "message": "Method does not exist"}
             return {"jsonrpc": "2.0", "error": error, "id": id_}, authenticated
@@ -414,6 +480,37 @@ class FakeTrueNAS:
         options = params[1] if len(params) > 1 else {}
         rows = self.state.tasks if method == "cloudsync.query" else self.state.jobs
         return result(query(rows, filters, options)), True
+
+    def login_ex(self, params: list[Any]) -> dict[str, Any]:
+        """auth.login_ex's answer to ``params``, or ``{"reason": ...}`` for invalid params."""
+        if len(params) != 1 or not isinstance(params[0], dict):
+            return {"reason": "auth.login_ex takes one argument, login_data"}
+        data = params[0]
+        fields = LOGIN_MECHANISMS.get(data.get("mechanism"))
+        if fields is None:
+            return {"reason": f"login_data.mechanism: {data.get('mechanism')!r} is not allowed"}
+        required, optional = fields
+        if not required <= data.keys() or not data.keys() <= required | optional:
+            return {"reason": f"login_data: fields {sorted(data)}, expected {sorted(required)}"}
+        options = {"user_info": True, "reconnect_token": False, **data.get("login_options", {})}
+        if not options.keys() <= LOGIN_OPTIONS:
+            return {"reason": f"login_data.login_options: extra {sorted(options)}"}
+        if data["mechanism"] != "API_KEY_PLAIN":
+            return {"response_type": "AUTH_ERR"}  # no passwords or tokens here
+        if self.login_ex_answer == "OTP_REQUIRED":
+            return {"response_type": "OTP_REQUIRED", "username": data["username"]}
+        if self.login_ex_answer == "REDIRECT":
+            return {"response_type": "REDIRECT", "urls": ["192.0.2.10", "192.0.2.11"]}
+        if self.login_ex_answer:
+            return {"response_type": self.login_ex_answer}
+        if (data["username"], data["api_key"]) != (USER, KEY):
+            return {"response_type": "AUTH_ERR"}  # PAM_AUTH_ERR and PAM_USER_UNKNOWN alike
+        return {
+            "response_type": "SUCCESS",
+            "user_info": auth_me(USER) if options["user_info"] else None,
+            "authenticator": "LEVEL_1",
+            "reconnect_token": None,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,6 +810,119 @@ def test_a_wrong_key_pushes_nothing(rendered: Rendered, tmp_path: Path) -> None:
     assert gateway.pushes == []
 
 
+# --------------------------------------------------------------------------------------------
+# auth.login_ex, with settings.truenas.api_key_user
+# --------------------------------------------------------------------------------------------
+
+LOGIN_EX = "auth.login_ex"
+
+
+def login_data(user: str = USER, key: str = KEY) -> dict[str, Any]:
+    return {"mechanism": "API_KEY_PLAIN", "username": user, "api_key": key}
+
+
+@pytest.mark.parametrize("case", ["success", "failed", "never-run"])
+@pytest.mark.parametrize("login_removed", [False, True], ids=["25.04", "27"])
+def test_with_the_keys_user_the_monitor_logs_in_with_login_ex(
+    case: str, login_removed: bool, with_user: Rendered, tmp_path: Path
+) -> None:
+    """auth.login_ex, also where auth.login_with_api_key is gone (TrueNAS 27's current API),
+    then the usual queries and push."""
+    state = state_of(case)
+    with (
+        FakeTrueNAS(state, login_removed=login_removed) as nas,
+        FakePushgateway() as gateway,
+    ):
+        result = run_monitor(with_user.job, tmp_path, nas.url, gateway.url)
+    assert result.returncode == 0, result.stderr
+    assert pushed(gateway) == EXPECTED[case]
+    methods = [m for m, _ in nas.calls]
+    assert methods[:2] == [LOGIN_EX, "cloudsync.query"]
+    assert "auth.login_with_api_key" not in methods
+    ((data,),) = [p for m, p in nas.calls if m == LOGIN_EX]
+    assert data.items() >= login_data().items()  # the key without the Secret's newline
+    assert nas.close_codes == [1000]
+
+
+def test_the_stand_in_answers_login_ex_as_truenas_does() -> None:
+    """SUCCESS carries auth.me's user_info (unless login_options says not), authenticator
+    and reconnect_token; a wrong key or user is AUTH_ERR; a malformed login_data -32602."""
+    from websockets.sync.client import connect
+
+    def ask(ws: Any, id_: int, params: list[Any]) -> dict[str, Any]:
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": id_, "method": LOGIN_EX, "params": params}))
+        while True:
+            answer = json.loads(ws.recv())
+            if answer.get("id") == id_:
+                return dict(answer)
+
+    with FakeTrueNAS(state_of("success")) as nas, connect(nas.url, compression=None) as ws:
+        assert ask(ws, 1, [login_data(key="1-wrong")])["result"] == {"response_type": "AUTH_ERR"}
+        assert ask(ws, 2, [login_data(user="root")])["result"] == {"response_type": "AUTH_ERR"}
+        bad = ask(ws, 3, [{**login_data(), "otp_token": "123456"}])
+        assert bad["error"]["code"] == -32602
+        bad = ask(ws, 4, [{**login_data(), "login_options": {"user_info": False, "x": 1}}])
+        assert bad["error"]["code"] == -32602
+        success = ask(ws, 5, [login_data()])["result"]
+        assert success["response_type"] == "SUCCESS"
+        assert success["user_info"]["pw_name"] == USER
+        assert (success["authenticator"], success["reconnect_token"]) == ("LEVEL_1", None)
+        quiet = ask(ws, 6, [{**login_data(), "login_options": {"user_info": False}}])["result"]
+        assert quiet["user_info"] is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"TRUENAS_API_KEY": "1-wrong"}, f'refused the API key for the user "{USER}"'),
+        ({"TRUENAS_API_KEY_USER": "root"}, 'refused the API key for the user "root"'),
+    ],
+    ids=["wrong-key", "wrong-user"],
+)
+def test_a_login_ex_refusal_pushes_nothing(
+    overrides: dict[str, str], message: str, with_user: Rendered, tmp_path: Path
+) -> None:
+    with FakeTrueNAS(state_of("success")) as nas, FakePushgateway() as gateway:
+        result = run_monitor(with_user.job, tmp_path, nas.url, gateway.url, **overrides)
+    assert result.returncode == 1
+    assert message in result.stderr and "AUTH_ERR" in result.stderr
+    assert [m for m, _ in nas.calls] == [LOGIN_EX]
+    assert gateway.pushes == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("EXPIRED", f'the API key of the user "{USER}" is expired'),
+        ("DENIED", f'the user "{USER}" has no API access'),
+        ("OTP_REQUIRED", "an API key login must not need one"),
+        ("REDIRECT", "is the standby controller"),
+        ("SCRAM_RESPONSE", "the monitor knows no such response"),
+    ],
+)
+def test_a_login_ex_answer_other_than_success_pushes_nothing(
+    answer: str, message: str, with_user: Rendered, tmp_path: Path
+) -> None:
+    with (
+        FakeTrueNAS(state_of("success"), login_ex_answer=answer) as nas,
+        FakePushgateway() as gateway,
+    ):
+        result = run_monitor(with_user.job, tmp_path, nas.url, gateway.url)
+    assert result.returncode == 1
+    assert message in result.stderr and answer in result.stderr
+    # Nothing more asked: no OTP sent, no query made on a session that is not logged in.
+    assert [m for m, _ in nas.calls] == [LOGIN_EX]
+    assert gateway.pushes == []
+
+
+def test_the_keys_user_reaches_the_cron_job_only_when_named(
+    rendered: Rendered, with_user: Rendered
+) -> None:
+    assert "TRUENAS_API_KEY_USER" not in rendered.job.env
+    assert with_user.job.env == {**rendered.job.env, "TRUENAS_API_KEY_USER": USER}
+    assert validate_module(with_user.stack) == []
+
+
 def test_the_stand_in_refuses_calls_before_a_login_as_truenas_does() -> None:
     from websockets.sync.client import connect
 
@@ -730,6 +940,7 @@ def test_an_api_without_the_login_method_is_named(rendered: Rendered, tmp_path: 
         result = run_monitor(rendered.job, tmp_path, nas.url, gateway.url)
     assert result.returncode == 1
     assert "no auth.login_with_api_key" in result.stderr
+    assert "set settings.truenas.api_key_user" in result.stderr
     assert gateway.pushes == []
 
 
@@ -860,6 +1071,21 @@ def test_the_rest_fallback_pushes_the_same(case: str, rest_job: Job, tmp_path: P
             ["arguments.0", "=", TASK_ID],
             ["state", "=", "SUCCESS"],
         ]
+
+
+def test_the_rest_fallback_ignores_the_keys_user(tmp_path: Path) -> None:
+    """The REST API takes the key alone, as a Bearer token, whoever its user is."""
+    catalog = load_catalog_text(
+        catalog_text(api="https://nas.lan/api/v2.0", user=USER), "services.yaml"
+    )
+    render(catalog, tmp_path / "out")
+    job = load_job(tmp_path / "out" / STACK, "monitor")
+    assert job.env["TRUENAS_API_KEY_USER"] == USER
+    with FakeRest(state_of("success")) as nas, FakePushgateway() as gateway:
+        result = run_monitor(job, tmp_path / "run", nas.url, gateway.url)
+    assert result.returncode == 0, result.stderr
+    assert pushed(gateway) == EXPECTED["success"]
+    assert {auth for _, _, auth in nas.requests} == {f"Bearer {KEY}"}
 
 
 def test_the_rest_fallback_with_a_wrong_key_pushes_nothing(rest_job: Job, tmp_path: Path) -> None:

@@ -101,6 +101,13 @@ CASES = [
         id="rest-path",
     ),
     pytest.param(
+        BASE.replace("wss://nas.lan/api/current", "ws://nas.lan/api/current"),
+        "ws://nas.lan/api/current",
+        "settings.truenas.api",
+        "revokes a key it receives that way",
+        id="jsonrpc-without-tls",
+    ),
+    pytest.param(
         BASE.replace("wss://nas.lan/api/current", "wss://nas.lan/api/current?x=1"),
         "wss://nas.lan/api/current?x=1",
         "settings.truenas.api",

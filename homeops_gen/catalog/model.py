@@ -261,6 +261,8 @@ class Truenas:
     protocol: str
     api_key_secret: str
     api_key_key: str
+    #: The key's user (``auth.login_ex``), or ``None`` (``auth.login_with_api_key``).
+    api_key_user: str | None
     verify_tls: bool
     namespace: str
     monitor_schedule: Schedule

@@ -351,6 +351,13 @@ def _resolve_truenas(resolver: _Resolver, spec: SettingsSpec) -> Truenas | None:
             f"{truenas.api!r} is not the JSON-RPC endpoint: TrueNAS serves it at "
             "wss://<nas>/api/current (or /api/<version>)",
         )
+    if url.scheme == "ws":
+        resolver.report(
+            (*loc, "api"),
+            f"{truenas.api!r} sends the API key without TLS, and TrueNAS (25.04 and later) "
+            "revokes a key it receives that way: use wss:// (with verify_tls: false for a "
+            "self-signed certificate)",
+        )
     if protocol == "rest" and path != "/api/v2.0":
         resolver.report(
             (*loc, "api"),
@@ -365,6 +372,7 @@ def _resolve_truenas(resolver: _Resolver, spec: SettingsSpec) -> Truenas | None:
         protocol=protocol,
         api_key_secret=truenas.api_key.name,
         api_key_key=truenas.api_key.key,
+        api_key_user=truenas.api_key_user,
         verify_tls=truenas.verify_tls,
         namespace=truenas.namespace,
         monitor_schedule=schedule,

@@ -629,8 +629,14 @@ class TruenasSpec(Spec):
     #: An ``https://<nas>/api/v2.0`` URL selects the REST API of older systems instead
     #: (deprecated in 25.04, removed in 26).
     api: ApiUrl
-    #: The API key (``auth.login_with_api_key``), a Secret in the monitor's namespace.
+    #: The API key, a Secret in the monitor's namespace.
     api_key: SecretRef
+    #: The user the key belongs to. With it the monitor logs in with ``auth.login_ex``
+    #: (``API_KEY_PLAIN``), which TrueNAS 25.04 and later take and which is the only API-key
+    #: login of ``/api/current`` from TrueNAS 27 on; without it, ``auth.login_with_api_key``.
+    api_key_user: (
+        Annotated[str, Matching(r"[A-Za-z_][A-Za-z0-9_.-]*", "a user name", 32)] | None
+    ) = None
     #: Check the NAS's TLS certificate (off for a self-signed one).
     verify_tls: bool = True
     #: The monitor CronJob's namespace and how often it asks the NAS.

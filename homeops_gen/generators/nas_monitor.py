@@ -10,7 +10,8 @@ and pushes the ``sync="full"`` series the offsite alerts read. Generated:
   of older systems (``https://<nas>/api/v2.0``);
 * ``monitor.tf``: the ConfigMap that carries the script (read with ``file()``) and the
   ``kubernetes_cron_job_v1`` that runs it as an unprivileged user, the API key from the
-  catalog's Secret;
+  catalog's Secret and, when ``settings.truenas.api_key_user`` names the key's user, that
+  user (the script then logs in with ``auth.login_ex``);
 * ``versions.tf``: the provider constraint every stack has.
 
 Every catalog value reaches the script as an environment variable, never as code.
@@ -51,8 +52,16 @@ _ACTIVE_DEADLINE_SECONDS = 300
 
 
 def monitor_env(catalog: Catalog, truenas: Truenas) -> tuple[EnvVar, ...]:
-    """The monitor's environment: where the NAS and the Pushgateway are, and what to ask."""
+    """The monitor's environment: where the NAS and the Pushgateway are, and what to ask.
+
+    ``TRUENAS_API_KEY_USER`` is there only when the catalog names the key's user: the script
+    then logs in with ``auth.login_ex``, else with ``auth.login_with_api_key``."""
     group = "/".join(f"{key}/{value}" for key, value in MONITOR_METRICS_GROUP)
+    user = (
+        ()
+        if truenas.api_key_user is None
+        else (EnvVar("TRUENAS_API_KEY_USER", truenas.api_key_user),)
+    )
     return (
         EnvVar("TRUENAS_URL", truenas.url),
         EnvVar("TRUENAS_PROTOCOL", truenas.protocol),
@@ -60,6 +69,7 @@ def monitor_env(catalog: Catalog, truenas: Truenas) -> tuple[EnvVar, ...]:
             "TRUENAS_API_KEY",
             secret=SecretRef(name=truenas.api_key_secret, key=truenas.api_key_key),
         ),
+        *user,
         EnvVar("TRUENAS_VERIFY_TLS", "true" if truenas.verify_tls else "false"),
         EnvVar("CLOUDSYNC_DESCRIPTION", CLOUDSYNC_DESCRIPTION),
         EnvVar("PUSHGATEWAY_URL", catalog.settings.pushgateway),

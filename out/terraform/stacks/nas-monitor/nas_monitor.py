@@ -17,8 +17,12 @@ TrueNAS tells the amount copied only as rclone's rounded progress text, so no by
 counts are pushed.
 
 TRUENAS_PROTOCOL "jsonrpc": JSON-RPC 2.0 over a WebSocket (RFC 6455) at TRUENAS_URL
-(wss://<nas>/api/current), logged in with auth.login_with_api_key. "rest": the REST API of
-systems before 25.04 (https://<nas>/api/v2.0), with "Authorization: Bearer <key>". Dates
+(wss://<nas>/api/current), logged in with auth.login_ex (mechanism API_KEY_PLAIN, the key
+and its user TRUENAS_API_KEY_USER; TrueNAS 25.04 and later, the only API-key login of the
+current API from TrueNAS 27 on) or, without a user, auth.login_with_api_key. Only a SUCCESS
+answer logs in: a wrong key or user, an expired key, a user without API access or a demand
+for a one-time password stop the run. "rest": the REST API of systems before 25.04
+(https://<nas>/api/v2.0), with "Authorization: Bearer <key>" (no user needed). Dates
 come as {"$date": <milliseconds since the epoch>} either way. TRUENAS_VERIFY_TLS "false"
 skips the certificate check (a self-signed NAS). Exit 0 after a push; 1 when the API, the
 task or the push fails, with a message on stderr and nothing pushed.
@@ -39,6 +43,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import NoReturn
 
 TIMEOUT = float(os.environ.get("TRUENAS_TIMEOUT", "30"))
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -204,7 +209,7 @@ class WebSocket:
         except UnicodeDecodeError:
             self._fail(1007, "a text message that is not UTF-8")
 
-    def _closed_by_server(self, payload: bytes) -> None:
+    def _closed_by_server(self, payload: bytes) -> NoReturn:
         code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
         reason = payload[2:].decode("utf-8", "replace")
         if not self.closed:
@@ -213,7 +218,7 @@ class WebSocket:
         self.sock.close()
         raise MonitorError(f"the server closed the WebSocket: {code} {reason}".rstrip())
 
-    def _fail(self, code: int, what: str) -> None:
+    def _fail(self, code: int, what: str) -> NoReturn:
         self.close(code)  # sends the close frame when it can; never raises
         raise MonitorError(f"WebSocket protocol error: {what}")
 
@@ -296,15 +301,23 @@ class JsonRpc:
                 raise MonitorError(f"{method}: an answer with neither result nor error")
             return message["result"]
 
-    def login(self, key: str) -> None:
+    def login(self, key: str, user: str) -> None:
+        """auth.login_ex as the key's user when TRUENAS_API_KEY_USER names one, else
+        auth.login_with_api_key (which TrueNAS 27 removed from its current API)."""
+        if user:
+            self.login_ex(key, user)
+        else:
+            self.login_with_api_key(key)
+
+    def login_with_api_key(self, key: str) -> None:
         try:
             answer = self.call("auth.login_with_api_key", [key])
         except ApiError as exc:
             if exc.code == METHOD_NOT_FOUND:
                 raise MonitorError(
                     f"{self.url} has no auth.login_with_api_key (TrueNAS 27 removed it from "
-                    "its current API): use a versioned endpoint that has it, such as "
-                    "wss://<nas>/api/v26.0.0"
+                    "its current API): set settings.truenas.api_key_user to the key's user "
+                    "(the monitor then logs in with auth.login_ex)"
                 ) from None
             raise
         if answer is not True:
@@ -312,6 +325,58 @@ class JsonRpc:
                 f"TrueNAS refused the API key (auth.login_with_api_key answered {answer!r}): "
                 "check the Secret and that the key is not revoked or expired"
             )
+
+    def login_ex(self, key: str, user: str) -> None:
+        """The API_KEY_PLAIN mechanism: the key and its user, in one step. Only SUCCESS
+        logs in; every other response_type stops the run, named."""
+        login_data = {
+            "mechanism": "API_KEY_PLAIN",
+            "username": user,
+            "api_key": key,
+            "login_options": {"user_info": False},
+        }
+        try:
+            answer = self.call("auth.login_ex", [login_data])
+        except ApiError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                raise MonitorError(
+                    f"{self.url} has no auth.login_ex (TrueNAS before 25.04): leave "
+                    "settings.truenas.api_key_user unset there"
+                ) from None
+            raise
+        kind = answer.get("response_type") if isinstance(answer, dict) else None
+        if kind == "SUCCESS":
+            return
+        said = f"auth.login_ex answered {kind}"
+        if kind == "AUTH_ERR":
+            raise MonitorError(
+                f'TrueNAS refused the API key for the user "{user}" ({said}): check the Secret, '
+                "that the key belongs to settings.truenas.api_key_user and is not revoked"
+            )
+        if kind == "EXPIRED":
+            raise MonitorError(
+                f'the API key of the user "{user}" is expired ({said}), or TrueNAS revoked it '
+                "for being sent over an insecure transport: create a new key"
+            )
+        if kind == "DENIED":
+            raise MonitorError(
+                f'the user "{user}" has no API access ({said}): give the user a role that allows it'
+            )
+        if kind == "OTP_REQUIRED":
+            raise MonitorError(
+                f'TrueNAS asks for a one-time password for the user "{user}" ({said}): an API '
+                "key login must not need one, and the monitor sends none"
+            )
+        if kind == "REDIRECT":
+            urls = answer.get("urls") if isinstance(answer, dict) else None
+            raise MonitorError(
+                f"{self.url} is the standby controller ({said}, to {urls!r}): point "
+                "settings.truenas.api at the active one"
+            )
+        raise MonitorError(
+            f'auth.login_ex for the user "{user}" answered {answer!r}, not SUCCESS: '
+            "the monitor knows no such response"
+        )
 
     def tasks(self, description: str) -> list[object]:
         filters = [["description", "=", description]]
@@ -336,7 +401,8 @@ class ApiError(MonitorError):
     def __init__(self, method: str, error: object) -> None:
         error = error if isinstance(error, dict) else {"message": repr(error)}
         self.code = error.get("code")
-        data = error.get("data") if isinstance(error.get("data"), dict) else {}
+        raw = error.get("data")
+        data: dict[str, object] = raw if isinstance(raw, dict) else {}
         detail = data.get("reason") or data.get("errname") or ""
         text = f"{error.get('message')}" + (f": {detail}" if detail else "")
         super().__init__(f"{method} failed ({self.code}): {text}")
@@ -475,14 +541,14 @@ def push(values: dict[str, float]) -> None:
         raise MonitorError(f"POST {url}: {exc.reason}") from None
 
 
-def connect(url: str, protocol: str, key: str, verify: bool) -> JsonRpc | Rest:
+def connect(url: str, protocol: str, key: str, user: str, verify: bool) -> JsonRpc | Rest:
     if protocol == "rest":
         return Rest(url, key, verify)
     if protocol != "jsonrpc":
         raise MonitorError(f"TRUENAS_PROTOCOL {protocol!r}: expected jsonrpc or rest")
     api = JsonRpc(url, verify)
     try:
-        api.login(key)
+        api.login(key, user)
     except BaseException:
         api.close()
         raise
@@ -500,6 +566,7 @@ def run() -> dict[str, float]:
         env["TRUENAS_URL"],
         env.get("TRUENAS_PROTOCOL", "jsonrpc"),
         env["TRUENAS_API_KEY"].strip(),
+        env.get("TRUENAS_API_KEY_USER", "").strip(),
         verify,
     )
     try:
