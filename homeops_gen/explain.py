@@ -59,10 +59,16 @@ def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str,
         derived.append(("backup_path", service.backup_path, o["backup_path"]))
     if service.integrity is not None:
         derived.append(("integrity", service.integrity.description, o["integrity"]))
-    if service.rpo is not None:
-        rows.append(
-            ("rpo", format_duration(service.rpo), f"catalog {positions.where((*loc, 'rpo'))}")
-        )
+    if service.drill is not None:
+        drill = service.drill.schedule
+        gap = format_duration(drill.max_gap())
+        derived.append(("drill", f"{drill.description}, largest gap {gap}", o["drill"]))
+    elif "drill" in o:
+        derived.append(("drill", "none", o["drill"]))
+    for name, declared in (("rpo", service.rpo), ("rto", service.rto)):
+        if declared is not None:
+            where = f"catalog {positions.where((*loc, name))}"
+            rows.append((name, format_duration(declared), where))
     rows += [(name, value, _origin(origin, positions)) for name, value, origin in derived]
     if service.uses("dump"):
         rows += [

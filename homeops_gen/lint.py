@@ -104,6 +104,19 @@ def rpo_not_met(catalog: Catalog) -> Iterator[LintFinding]:
             )
 
 
+def rto_not_measured(catalog: Catalog) -> Iterator[LintFinding]:
+    """A declared RTO is held to by the restore drill; without one nothing measures it."""
+    for s in catalog.services:
+        if s.rto is not None and s.drill is None:
+            yield LintFinding(
+                "rto-not-measured",
+                "warning",
+                _loc(s, "rto"),
+                f"{s.name} declares an RTO of {format_duration(s.rto)} but has no restore "
+                "drill to measure it (drills restore application-level backups)",
+            )
+
+
 def critical_without_integrity(catalog: Catalog) -> Iterator[LintFinding]:
     """A critical service needs a backup that is verified, and its live database checked."""
     for s in catalog.services:
@@ -159,6 +172,9 @@ def _scheduled(catalog: Catalog) -> Iterator[tuple[Schedule, Location, str, str]
             yield s.cnpg.base_schedule, where, s.name, "CNPG base backup"
         if s.integrity is not None:
             yield s.integrity, _loc(s, "integrity"), s.name, "integrity check"
+        if s.drill is not None:
+            where = s.origins["drill"].loc or _loc(s, "drill")
+            yield s.drill.schedule, where, s.name, "restore drill"
     settings = catalog.settings
     offsite: Location = ("settings", "offsite")
     if settings.offsite_incremental is not None:
@@ -223,6 +239,7 @@ RULES: tuple[Callable[[Catalog], Iterator[LintFinding]], ...] = (
     offsite_without_reason,
     rpo_not_met,
     critical_without_integrity,
+    rto_not_measured,
     offsite_unreachable,
     dst_shifted_cadence,
     alerts_without_runbook_url,

@@ -1,11 +1,12 @@
 """Where every metric the generated alerts read comes from: one source of truth.
 
-A metric is produced either by a program homeops_gen generates (the backup and integrity
-scripts, the NAS's offsite sync, the NAS monitor, the PVE host's LVM snapshot script), or by
-a program of the stack (kube-state-metrics, node_exporter, VolSync, CloudNativePG and its
-barman-cloud plugin), which the catalog may name in ``settings.alerts.external_metrics``.
-A :class:`Source` may produce a metric only for some label values: the offsite sync's
-``sync="full"`` series comes from the sync script or from the NAS monitor, never both.
+A metric is produced either by a program homeops_gen generates (the backup, integrity and
+restore drill scripts, the NAS's offsite sync, the NAS monitor, the PVE host's LVM snapshot
+script), or by a program of the stack (kube-state-metrics, node_exporter, VolSync,
+CloudNativePG and its barman-cloud plugin), which the catalog may name in
+``settings.alerts.external_metrics``. A :class:`Source` may produce a metric only for some
+label values: the offsite sync's ``sync="full"`` series comes from the sync script or from
+the NAS monitor, never both.
 
 :func:`dangling` joins each alert's expression to the sources; the alerts generator refuses
 a catalog whose alerts would read a metric nothing produces (it would fire
@@ -77,9 +78,18 @@ class Source:
 _BACKUP = (
     "backup_last_duration_seconds",
     "backup_last_failure_timestamp",
+    "backup_last_items",
     "backup_last_run_success",
     "backup_last_size_bytes",
     "backup_last_success_timestamp",
+)
+_DRILL = (
+    "restore_drill_backup_size_bytes",
+    "restore_drill_duration_seconds",
+    "restore_drill_last_failure_timestamp",
+    "restore_drill_last_run_success",
+    "restore_drill_last_success_timestamp",
+    "restore_drill_restored_items",
 )
 _INTEGRITY = ("sqlite_integrity_last_check_timestamp", "sqlite_integrity_ok")
 _OFFSITE = (
@@ -109,7 +119,11 @@ LVM_SCRIPT = "snapshots/lvm-pvc-snapshot.sh"
 
 def sources(catalog: Catalog) -> list[Source]:
     """Every metric source of the catalog: the generated programs, then the stack's."""
-    from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
+    from homeops_gen.generators.backup_jobs import (
+        BACKUP_METRICS_JOB,
+        DRILL_METRICS_JOB,
+        INTEGRITY_METRICS_JOB,
+    )
 
     found: list[Source] = []
 
@@ -127,6 +141,8 @@ def sources(catalog: Catalog) -> list[Source]:
                     f"{stack}/integrity-check.sh",
                     (("job", INTEGRITY_METRICS_JOB), *labels),
                 )
+            if service.drill is not None:
+                add(_DRILL, f"{stack}/drill.sh", (("job", DRILL_METRICS_JOB), *labels))
     settings = catalog.settings
     offsite = settings.offsite
     if offsite is not None:

@@ -5,6 +5,9 @@ runbooks and the policy lint alike, so the documents and the checks cannot disag
 A layer's RPO is the most data it can lose: the largest gap between two of its runs (for
 CloudNativePG's WAL archive, PostgreSQL's ``archive_timeout``). An offsite layer adds the
 gap of the sync that carries the copy off the site to the gap of the copy it carries.
+
+A restore drill protects nothing by itself: it proves the newest application-level backup
+restores. :func:`restore_drill` says when it runs, what runs it and the RTO it is held to.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
+    "DRILL_TITLES",
     "DUMP_TITLES",
     "WAL_ARCHIVE_TIMEOUT",
     "Layer",
     "LayerKind",
+    "RestoreDrill",
     "local_rpo",
     "offsite_rpo",
     "protection_layers",
+    "restore_drill",
 ]
 
 LayerKind = Literal["zfs", "lvm", "dump", "volsync", "cnpg-wal", "cnpg-base", "nas-sync", "r2"]
@@ -236,3 +242,71 @@ def local_rpo(layers: list[Layer]) -> dt.timedelta | None:
 def offsite_rpo(layers: list[Layer]) -> dt.timedelta | None:
     """The best recovery point of the layers that leave the site."""
     return min((layer.rpo for layer in layers if layer.offsite), default=None)
+
+
+#: What each engine's restore drill does with the newest backup, inside its own pod (see
+#: templates/scripts/drill/).
+DRILL_TITLES = {
+    "postgresql": "replays all.sql.gz into a scratch PostgreSQL server (initdb in the pod, "
+    "no TCP) and reads each pg_dump archive through",
+    "mysql": "replays all.sql.gz into a scratch mariadbd (its data folder in the pod, no TCP)",
+    "sqlite": "copies the database and runs PRAGMA integrity_check on the copy",
+    "redis": "checks a copy of the RDB with redis-check-rdb and loads it into a scratch "
+    "redis-server, counting its keys",
+    "files": "unpacks files.tar.gz and verifies every file against the backup's SHA256SUMS",
+}
+
+
+@dataclass(frozen=True)
+class RestoreDrill:
+    """A service's scheduled restore drill: the CronJob that runs it and when."""
+
+    cronjob: str
+    namespace: str
+    schedule: Schedule
+    #: What it restores into and how, for people.
+    title: str
+    #: What it checks of the backup and the restored copy, for people (the catalog's checks
+    #: and minimums).
+    checks: tuple[str, ...]
+    #: The declared recovery time objective the drill's duration is held to.
+    rto: dt.timedelta | None
+
+    @property
+    def when(self) -> str:
+        return when(self.schedule)
+
+    def describe(self) -> str:
+        """``<cron> <zone>, CronJob `ns/name```: when and what runs it, in one line."""
+        return f"{self.when}, CronJob `{self.namespace}/{self.cronjob}`"
+
+
+def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
+    """The service's restore drill as generated (``None``: it has none)."""
+    from homeops_gen.generators.backup_jobs import cron_jobs
+
+    drill = service.drill
+    if drill is None:
+        return None
+    job = next((j for j in cron_jobs(catalog, service) if j.resource == "restore_drill"), None)
+    if job is None:
+        return None
+    least = service.min_size_bytes
+    checks = [
+        f"the newest backup is at least {least} bytes"
+        if least > 1
+        else "the newest backup is not empty"
+    ]
+    checks += [check.what for check in drill.checks]
+    if drill.min_keys is not None:
+        checks.append(f"the restored data set holds at least {drill.min_keys} keys")
+    if drill.min_files is not None:
+        checks.append(f"the restored tree holds at least {drill.min_files} files")
+    return RestoreDrill(
+        job.name,
+        service.namespace,
+        drill.schedule,
+        DRILL_TITLES.get(service.engine, "restores the newest backup into the pod"),
+        tuple(checks),
+        service.rto,
+    )

@@ -142,6 +142,7 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
                 "BackupNeverSucceeded",
                 "BackupRunFailed",
                 "BackupJobFailing",
+                "BackupShrank",
             }
             if service.integrity is not None:
                 expected |= {
@@ -150,6 +151,16 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
                     "SQLiteIntegrityCheckNeverSucceeded",
                 }
             assert names[f"backup-{service.name}"] == expected
+        if service.drill is not None:
+            drill = {
+                "RestoreDrillStale",
+                "RestoreDrillNeverSucceeded",
+                "RestoreDrillFailed",
+                "RestoreDrillJobFailing",
+            }
+            if service.rto is not None:
+                drill.add("RestoreDrillSlowerThanRTO")
+            assert names[f"drill-{service.name}"] == drill
         if service.uses("volsync"):
             assert names[f"volsync-{service.name}"] == {"VolSyncOutOfSync", "VolSyncSourceAbsent"}
             sources = {r["labels"]["replication_source"] for r in groups[f"volsync-{service.name}"]}
@@ -218,6 +229,10 @@ def test_no_stale_threshold_is_shorter_than_its_schedules_largest_gap() -> None:
                 schedule = (
                     service.integrity if "sqlite_integrity" in rule["expr"] else service.schedule
                 )
+            elif kind == "drill":
+                drill = CATALOG.service(name).drill
+                assert drill is not None
+                schedule = drill.schedule
             elif kind == "cnpg":
                 cluster = next(
                     s.cnpg for s in CATALOG.services if s.cnpg is not None and s.cnpg.key == name

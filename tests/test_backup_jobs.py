@@ -193,13 +193,14 @@ def test_etcd_runs_on_a_control_plane_node_with_its_client_certificates() -> Non
 
 def test_vaultwarden_has_an_hourly_integrity_check_job() -> None:
     jobs = cron_jobs("vaultwarden")
-    assert set(jobs) == {"backup", "integrity_check"}
+    assert set(jobs) == {"backup", "integrity_check", "restore_drill"}
     check = jobs["integrity_check"]
     assert check["metadata"][0]["name"] == "vaultwarden-integrity-check"
     assert CATALOG.service("vaultwarden").integrity is not None
     assert check["spec"][0]["schedule"] == CATALOG.service("vaultwarden").integrity.cron  # type: ignore[union-attr]
     assert re.fullmatch(r"\d+ \* \* \* \*", check["spec"][0]["schedule"])
-    assert set(cron_jobs("plotting-book")) == {"backup"}  # no integrity cadence, no check job
+    # No integrity cadence, no check job (its restore drill is the other CronJob).
+    assert set(cron_jobs("plotting-book")) == {"backup", "restore_drill"}
 
 
 def test_monthly_first_sunday_runs_days_1_to_7_and_guards_the_weekday() -> None:
@@ -321,7 +322,9 @@ def test_scripts_configmap_holds_in_terraform_what_the_tests_run(tmp_path: Path)
             assert dict(job.files) == in_terraform, f"{stack.name}/{resource}"
             assert in_terraform["lib.sh"] == (TERRAFORM / "modules/backup-shell/lib.sh").read_text()
             compared += 1
-    assert compared == len(DUMPED) + 1
+    # Every backup, the integrity check, and every restore drill.
+    drilled = [s.name for s in CATALOG.services if s.drill is not None]
+    assert drilled and compared == len(DUMPED) + 1 + len(drilled)
 
 
 # --- job settings from the catalog ------------------------------------------------------------
@@ -380,8 +383,10 @@ def _app_affinity(pod: dict[str, object]) -> dict[str, str] | None:
 def test_jobs_that_mount_a_readwriteonce_claim_run_beside_the_app(
     name: str, beside: dict[str, str] | None
 ) -> None:
-    for body in cron_jobs(name).values():
-        assert _app_affinity(pod_spec(body)) == beside
+    for resource, body in cron_jobs(name).items():
+        # A restore drill mounts only the backups and a scratch folder: it runs anywhere.
+        expected = None if resource == "restore_drill" else beside
+        assert _app_affinity(pod_spec(body)) == expected, resource
 
 
 PLACED = JOB_CATALOG.replace(

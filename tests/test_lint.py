@@ -95,6 +95,13 @@ TRIGGERS = {
         "snapshots",
         "storage: proxmox-lvm\nchurn: high\nengine: files\nsnapshots: true\n",
     ),
+    "rto-without-drill": Trigger(
+        "rto-not-measured",
+        "warning",
+        "rto",
+        "storage: local-disk\nchurn: low\nengine: etcd\nrto: 20m\n",
+        says="no restore drill to measure it",
+    ),
     "offsite-false": Trigger(
         "offsite-without-reason",
         "error",
@@ -203,6 +210,9 @@ class Quiet:
 
 
 QUIET = {
+    "rto-with-drill": Quiet(
+        "rto-not-measured", f"storage: iscsi\nchurn: low\nengine: sqlite\nrto: 5m\n{SQLITE}"
+    ),
     "iscsi-sqlite-derived-dump": Quiet(
         "iscsi-without-dump", f"storage: iscsi\nchurn: low\nengine: sqlite\n{SQLITE}"
     ),

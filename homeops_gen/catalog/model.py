@@ -29,6 +29,8 @@ from homeops_gen.schedule import Schedule, format_duration
 __all__ = [
     "Catalog",
     "CnpgCluster",
+    "Drill",
+    "DrillCheck",
     "JobSettings",
     "LvmSnapshots",
     "Offsite",
@@ -385,6 +387,31 @@ class Settings:
     #: The metrics programs outside homeops_gen produce, by program (built-ins merged with
     #: settings.alerts.external_metrics).
     external_metrics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: A backup smaller than this fraction of the largest of its last ``shrink_runs`` runs
+    #: alerts.
+    shrink_fraction: float = 0.5
+    shrink_runs: int = 7
+
+
+@dataclass(frozen=True)
+class DrillCheck:
+    """One query the drill runs on the restored copy; its single value must be true."""
+
+    #: The database it runs in (empty for SQLite).
+    database: str
+    query: str
+    #: What it shows, for messages and docs ("table users holds at least 1 row").
+    what: str
+
+
+@dataclass(frozen=True)
+class Drill:
+    """A service's restore drill, resolved from its ``drill`` block and criticality."""
+
+    schedule: Schedule
+    checks: tuple[DrillCheck, ...] = ()
+    min_keys: int | None = None
+    min_files: int | None = None
 
 
 @dataclass(frozen=True)
@@ -418,6 +445,12 @@ class Service:
     #: Index of the service in the catalog's ``services`` list (for error positions).
     index: int
     origins: Mapping[str, Origin] = field(default_factory=dict)
+    #: The restore drill of its application-level backup (``None``: no drill).
+    drill: Drill | None = None
+    #: The declared recovery time objective, if any.
+    rto: dt.timedelta | None = None
+    #: A backup smaller than this many bytes fails.
+    min_size_bytes: int = 1
 
     def uses(self, method: Method) -> bool:
         return method in self.methods

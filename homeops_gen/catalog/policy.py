@@ -21,6 +21,8 @@ from typing import TypeVar
 from homeops_gen.catalog.model import (
     Catalog,
     CnpgCluster,
+    Drill,
+    DrillCheck,
     JobSettings,
     LvmSnapshots,
     NfsVolumeModule,
@@ -41,6 +43,7 @@ from homeops_gen.catalog.model import (
 from homeops_gen.catalog.spec import (
     CatalogSpec,
     ChurnDefaultsSpec,
+    DrillSpec,
     EngineSpecs,
     JobSpec,
     Method,
@@ -266,6 +269,8 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         truenas=truenas,
         host_pushgateway=spec.host_pushgateway or spec.pushgateway,
         external_metrics=external_metrics(spec.alerts.external_metrics),
+        shrink_fraction=spec.backups.shrink_fraction,
+        shrink_runs=spec.backups.shrink_runs,
         lvm_snapshots=lvm,
         zfs_snapshots=_resolve_zfs(resolver, spec),
         runbook_base_url=(spec.alerts.runbook_base_url or "").rstrip("/") or None,
@@ -1109,6 +1114,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     connection, superuser = _cnpg_dump_credentials(resolver, loc, spec, methods, connection)
     schedule, retention = _resolve_timing(resolver, loc, spec, methods, origins)
     integrity = _resolve_integrity(resolver, loc, spec, origins)
+    drill = _resolve_drill(resolver, loc, spec, methods, origins)
     offsite, origins["offsite"] = _resolve_offsite(spec, loc)
     snapshot_layer, origins["snapshot_layer"] = _resolve_snapshots(resolver, loc, spec)
     backup_path, origins["backup_path"] = _resolve_backup_path(resolver, loc, spec)
@@ -1146,6 +1152,9 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         cnpg=cnpg,
         index=index,
         origins=origins,
+        drill=drill,
+        rto=parse_duration(spec.rto) if spec.rto else None,
+        min_size_bytes=parse_byte_size(spec.min_size) if spec.min_size else 1,
     )
 
 
@@ -1206,6 +1215,111 @@ def _resolve_integrity(
             f"not '{spec.engine}'",
         )
     return resolver.cadence(spec.integrity, f"{spec.name}-integrity", (*loc, "integrity"))
+
+
+#: Engines whose application-level backup has a restore drill.
+DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite", "redis", "files"})
+_SQL_DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite"})
+_BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_BYTE_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_byte_size(text: str) -> int:
+    """``64Ki`` → 65536: a number of bytes with an optional binary or decimal suffix."""
+    match = re.fullmatch(r"([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size")
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""]
+
+
+def _resolve_drill(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    methods: tuple[Method, ...],
+    origins: dict[str, Origin],
+) -> Drill | None:
+    """The drill: on by default for a dump of an engine that has one, off with ``false``."""
+    asked = spec.drill
+    where: Location = (*loc, "drill")
+    if asked is False:
+        origins["drill"] = Origin("catalog", "drill: false", where)
+        return None
+    if "dump" not in methods or spec.engine not in DRILL_ENGINES:
+        if asked is not None:
+            why = (
+                "the service has no application-level backup to restore"
+                if "dump" not in methods
+                else f"restore drills exist for {', '.join(sorted(DRILL_ENGINES))}, "
+                f"not '{spec.engine}' yet"
+            )
+            resolver.report(where, why)
+        return None
+    block = asked if isinstance(asked, DrillSpec) else DrillSpec()
+    if block.cadence is not None:
+        text, origin = block.cadence, Origin("catalog", "drill.cadence", (*where, "cadence"))
+    else:
+        text = "weekly" if spec.criticality == "critical" else "monthly"
+        origin = Origin("policy", f"a {spec.criticality} service is drilled {text}")
+    origins["drill"] = origin
+    schedule = resolver.cadence(text, f"{spec.name}-drill", origin.loc or where)
+    checks = _drill_checks(resolver, where, spec, block)
+    for field_name, engine in (("min_keys", "redis"), ("min_files", "files")):
+        if getattr(block, field_name) is not None and spec.engine != engine:
+            resolver.report(
+                (*where, field_name), f"{field_name} applies to {engine}, not '{spec.engine}'"
+            )
+    if schedule is None:
+        return None
+    return Drill(schedule, checks, block.min_keys, block.min_files)
+
+
+def _drill_checks(
+    resolver: _Resolver, where: Location, spec: ServiceSpec, block: DrillSpec
+) -> tuple[DrillCheck, ...]:
+    if block.checks and spec.engine not in _SQL_DRILL_ENGINES:
+        resolver.report(
+            (*where, "checks"),
+            f"checks are SQL, for {', '.join(sorted(_SQL_DRILL_ENGINES))}, not '{spec.engine}'",
+        )
+        return ()
+    databases: tuple[str, ...] = getattr(getattr(spec, spec.engine, None), "databases", ())
+    checks = []
+    for n, check in enumerate(block.checks):
+        at: Location = (*where, "checks", n)
+        if (check.table is None) == (check.query is None):
+            resolver.report(at, "a check is a table (with min_rows) or a query, exactly one")
+            continue
+        if check.query is not None and check.min_rows:
+            resolver.report((*at, "min_rows"), "min_rows applies to a table check")
+        database = check.database or ""
+        if spec.engine == "sqlite":
+            if check.database is not None:
+                resolver.report((*at, "database"), "an SQLite backup is one database")
+        elif check.database is None:
+            if not databases:
+                resolver.report(
+                    at,
+                    f"name the database to check in: the service lists no {spec.engine} "
+                    "databases to default to",
+                )
+                continue
+            database = databases[0]
+        elif databases and check.database not in databases:
+            resolver.report(
+                (*at, "database"),
+                f"{check.database!r} is not one of the service's databases "
+                f"({', '.join(databases)})",
+            )
+        if check.table is not None:
+            query = f"SELECT count(*) >= {check.min_rows} FROM {check.table}"
+            rows = "row" if check.min_rows == 1 else "rows"
+            what = f"table {check.table} holds at least {check.min_rows} {rows}"
+        else:
+            assert check.query is not None
+            query, what = check.query, f"the query {check.query!r} is true"
+        checks.append(DrillCheck(database, query, what + (f" in {database}" if database else "")))
+    return tuple(checks)
 
 
 def _resolve_backup_path(
@@ -1322,8 +1436,11 @@ CRONJOB_NAME_LIMIT = 52
 def _check_job_names(
     resolver: _Resolver, loc: Location, spec: ServiceSpec, methods: tuple[Method, ...]
 ) -> None:
-    suffixes = (["-backup"] if "dump" in methods else []) + (
-        ["-integrity-check"] if spec.integrity is not None else []
+    drilled = "dump" in methods and spec.engine in DRILL_ENGINES and spec.drill is not False
+    suffixes = (
+        (["-backup"] if "dump" in methods else [])
+        + (["-integrity-check"] if spec.integrity is not None else [])
+        + (["-restore-drill"] if drilled else [])
     )
     for suffix in suffixes:
         if len(spec.name + suffix) > CRONJOB_NAME_LIMIT:

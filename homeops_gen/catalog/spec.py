@@ -32,10 +32,13 @@ from homeops_gen.errors import echo
 __all__ = [
     "AlertRouteSpec",
     "AlertRoutingSpec",
+    "BackupsSpec",
     "CatalogSpec",
     "CnpgSpec",
     "CopyMethod",
     "DefaultsSpec",
+    "DrillCheckSpec",
+    "DrillSpec",
     "Engine",
     "EngineSpecs",
     "IscsiSpec",
@@ -743,6 +746,15 @@ class AlertsSpec(Spec):
     external_metrics: dict[DnsLabel, tuple[MetricName, ...]] = Field(default_factory=dict)
 
 
+class BackupsSpec(Spec):
+    """What makes a backup's success meaningful, catalog-wide."""
+
+    #: Alert when a backup is smaller than this fraction of the largest of its recent runs.
+    shrink_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    #: How many of its recent runs (by the schedule's largest gap) that largest is taken over.
+    shrink_runs: Annotated[int, Field(ge=2, le=100)] = 7
+
+
 class SettingsSpec(Spec):
     #: IANA time zone the catalog's times are meant in: every CronJob's ``timeZone``, and
     #: the NAS's and the PVE host's clocks.
@@ -771,6 +783,7 @@ class SettingsSpec(Spec):
     #: The initiator hardening generated for the nodes when a service is on iSCSI.
     iscsi: IscsiSpec = Field(default_factory=IscsiSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+    backups: BackupsSpec = Field(default_factory=BackupsSpec)
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -933,6 +946,67 @@ def _offsite_kind(value: object) -> str | None:
     return "exclusion" if isinstance(value, dict | OffsiteExclusion) else None
 
 
+#: A table, optionally schema-qualified, that is safe unquoted in SQL and in shell.
+TableName = Annotated[
+    str,
+    Matching(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?",
+        "a table name (letters, digits and '_', optionally schema.table)",
+        127,
+    ),
+]
+#: One SQL query on one line. It reaches the drill only as a line of a file the drill's
+#: database client reads (never shell code); ';' would let one line run several statements.
+SqlQuery = Annotated[
+    str,
+    Matching(
+        r"[^\x00-\x1f\x7f-\x9f;\u2028\u2029.\- ][^\x00-\x1f\x7f-\x9f;\u2028\u2029]*",
+        "one SQL query on one line, without ';' or control characters, not starting with "
+        "'.', '-' or a space (sqlite3 and psql would read those as their own commands)",
+        1000,
+    ),
+]
+#: A size in bytes: a number with an optional binary (Ki, Mi, Gi, Ti) or decimal (k, M, G, T)
+#: suffix.
+ByteSize = Annotated[
+    str,
+    Matching(r"[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?", "a size such as 4096, 64Ki or 10M", 24),
+]
+
+
+class DrillCheckSpec(Spec):
+    """One assertion a restore drill makes on the restored copy of an SQL engine: a table
+    holding at least ``min_rows`` rows, or a query whose single value is true."""
+
+    #: The database it runs in (PostgreSQL and MySQL; default: the service's first one).
+    database: Identifier | None = None
+    table: TableName | None = None
+    min_rows: Annotated[int, Field(ge=0)] = 0
+    query: SqlQuery | None = None
+
+
+class DrillSpec(Spec):
+    """The service's restore drill: restore the newest backup into a scratch copy in the
+    drill's own pod, check it, and report how long it took."""
+
+    #: How often (default: weekly for critical services, monthly otherwise).
+    cadence: str | None = None
+    #: SQL engines: what the restored copy must hold.
+    checks: tuple[DrillCheckSpec, ...] = ()
+    #: Redis: the restored data set holds at least this many keys.
+    min_keys: Annotated[int, Field(ge=0)] | None = None
+    #: files: the restored tree holds at least this many files.
+    min_files: Annotated[int, Field(ge=0)] | None = None
+
+
+def _drill_kind(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "flag"
+    if isinstance(value, dict):
+        return "drill"
+    return None
+
+
 class ServiceSpec(Spec):
     name: DnsLabel
     namespace: DnsLabel
@@ -975,6 +1049,23 @@ class ServiceSpec(Spec):
     #: Alert when the last good backup is older than this (default: the schedule's largest
     #: gap between runs plus a grace); never shorter than that gap.
     stale_after: Duration | None = None
+    #: The restore drill: ``true``/``false``, or its settings (default: on for every
+    #: application-level backup whose engine has a drill).
+    drill: (
+        Annotated[
+            Annotated[bool, Tag("flag")] | Annotated[DrillSpec, Tag("drill")],
+            Discriminator(
+                _drill_kind,
+                custom_error_type="drill",
+                custom_error_message="expected true, false or the drill's settings",
+            ),
+        ]
+        | None
+    ) = None
+    #: The declared recovery time objective: alert when a drill's restore takes longer.
+    rto: Duration | None = None
+    #: A backup smaller than this fails (default: 1; an empty backup always fails).
+    min_size: ByteSize | None = None
     backup_path: AbsPath | None = None
     job: ServiceJobSpec | None = None
     postgresql: PostgresqlSpec | None = None

@@ -1,6 +1,6 @@
 """PrometheusRule alerts for every backup the catalog declares, with promtool tests.
 
-Per family (backup jobs, VolSync, CNPG, offsite sync, snapshots) three files:
+Per family (backup jobs, restore drills, VolSync, CNPG, offsite sync, snapshots) three files:
 
 - ``kubernetes/monitoring/prometheusrules/<family>.yaml``: the ``PrometheusRule``;
 - ``prometheus/rules/<family>.rules.yaml``: its ``spec`` alone, for ``promtool check rules``;
@@ -11,7 +11,12 @@ Stale thresholds are derived from each schedule's largest gap between runs (see
 :class:`Probe` saying how its test exercises it: a stale alert is silent one sample-step
 before its threshold, pending just after it and firing once its ``for`` has passed; a value
 alert fires on its bad value and stays silent on its good one; an absence alert fires when
-the series never appears.
+the series never appears; a shrink alert stays silent on a steady size (its first run
+included) and on a small drop, and fires on a large one.
+
+A service's restore drill has a group of its own, ``drill-<service>``: its schedule is
+usually far sparser than the backup's, and a group's promtool tests step at the pace of its
+sparsest schedule, which would blunt the backup's cases.
 """
 
 from __future__ import annotations
@@ -22,16 +27,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
+from homeops_gen.catalog.model import Catalog, CnpgCluster, Drill, Service
 from homeops_gen.errors import PlanError
-from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, INTEGRITY_METRICS_JOB
+from homeops_gen.generators.backup_jobs import (
+    BACKUP_METRICS_JOB,
+    DRILL_METRICS_JOB,
+    INTEGRITY_METRICS_JOB,
+)
 from homeops_gen.metrics import dangling
 from homeops_gen.plan import OutputFile, YamlDocuments
 from homeops_gen.promql import parse_matchers, quoted, satisfying_labels
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule, alert_threshold
 
-__all__ = ["Alert", "Probe", "RuleGroup", "promtool_tests", "rule_groups", "rules_spec", "severity"]
+__all__ = [
+    "Alert",
+    "Probe",
+    "RuleGroup",
+    "WatchedRun",
+    "drill_alerts",
+    "drill_group_name",
+    "promtool_tests",
+    "rule_groups",
+    "rules_spec",
+    "severity",
+    "shrink_alert",
+    "shrink_window",
+]
 
 #: Input samples every 5 minutes: Prometheus's lookback drops a series after 5m without one.
 STEP = dt.timedelta(minutes=5)
@@ -60,10 +82,14 @@ class Probe:
     series go from ``silent`` (healthy) to ``firing`` at a failure and to ``recovered`` at
     the next success; the alert must be silent before, fire ``threshold`` plus its ``for``
     after the failure, and clear at the recovery. :data:`AT_FAILURE` and
-    :data:`AT_RECOVERY` stand for the times of those two moments, in seconds.
+    :data:`AT_RECOVERY` stand for the times of those two moments, in seconds. ``shrinks``:
+    ``series`` holds one size gauge as the Pushgateway serves it (its last push, scraped
+    continuously): steady at ``before`` from its first sample (a first run) the alert must
+    stay silent; dropping to its ``firing`` value it must fire; dropping to its ``silent``
+    value it must stay silent. ``window`` is the range the alert looks back over.
     """
 
-    kind: Literal["stale", "absent", "value", "recovers"]
+    kind: Literal["stale", "absent", "value", "recovers", "shrinks"]
     series: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     firing: tuple[float, ...] = ()
     silent: tuple[float, ...] = ()
@@ -71,6 +97,9 @@ class Probe:
     threshold: dt.timedelta = dt.timedelta()
     #: The labels the alert carries besides the rule's own.
     labels: tuple[tuple[str, str], ...] = ()
+    #: ``shrinks``: each series' value before its drop, and the range the alert looks back.
+    before: tuple[float, ...] = ()
+    window: dt.timedelta = dt.timedelta()
 
 
 @dataclass(frozen=True)
@@ -164,7 +193,8 @@ def _service_labels(service: Service) -> dict[str, str]:
     }
 
 
-def backup_job_alerts(service: Service) -> list[Alert]:
+def backup_job_alerts(service: Service, catalog: Catalog) -> list[Alert]:
+    """The alerts of a service's backup job (the catalog says when a backup has shrunk)."""
     labels = _service_labels(service)
     selector = {"job": BACKUP_METRICS_JOB, "service": service.name}
     alerts = stale_alerts(
@@ -177,13 +207,43 @@ def backup_job_alerts(service: Service) -> list[Alert]:
         service.stale_after,
     )
     alerts += run_failure_alerts(service, selector, labels)
+    settings = catalog.settings
+    alerts.append(shrink_alert(service, settings.shrink_fraction, settings.shrink_runs))
     if service.integrity is not None:
         alerts += integrity_alerts(service, service.integrity)
     return alerts
 
 
+@dataclass(frozen=True)
+class WatchedRun:
+    """A CronJob whose script reports each run's outcome, and the names of its alerts."""
+
+    #: For people: "the vaultwarden backup".
+    what: str
+    cronjob: str
+    schedule: Schedule
+    #: The gauge the script pushes: 0 on any failure, 1 with each success.
+    metric: str
+    failed: str
+    failing: str
+
+
+def _backup_run(service: Service) -> WatchedRun:
+    return WatchedRun(
+        f"the {service.name} backup",
+        f"{service.name}-backup",
+        service.schedule,
+        "backup_last_run_success",
+        "BackupRunFailed",
+        "BackupJobFailing",
+    )
+
+
 def run_failure_alerts(
-    service: Service, selector: dict[str, str], labels: dict[str, str]
+    service: Service,
+    selector: dict[str, str],
+    labels: dict[str, str],
+    run: WatchedRun | None = None,
 ) -> list[Alert]:
     """Alerts on the last run's outcome, which clear with the next success.
 
@@ -191,23 +251,25 @@ def run_failure_alerts(
     and 1 with each success. ``BackupJobFailing``: kube-state-metrics' view, for runs that die
     before their script can report (image pulls, OOM kills, evictions): the CronJob's last
     scheduled run is older than the time a run may take, and no success came after it.
+    ``run`` names another job watched the same way (the restore drill); default: the backup.
     """
-    cronjob = {"namespace": service.namespace, "cronjob": f"{service.name}-backup"}
-    allowance = service.job.run_allowance(service.schedule)
+    run = run if run is not None else _backup_run(service)
+    cronjob = {"namespace": service.namespace, "cronjob": run.cronjob}
+    allowance = service.job.run_allowance(run.schedule)
     scheduled = f"kube_cronjob_status_last_schedule_time{_selector(cronjob)}"
     succeeded = f"kube_cronjob_status_last_successful_time{_selector(cronjob)}"
     return [
         Alert(
-            "BackupRunFailed",
-            f"backup_last_run_success{_selector(selector)} == 0",
+            run.failed,
+            f"{run.metric}{_selector(selector)} == 0",
             dt.timedelta(),
             labels,
-            f"the {service.name} backup failed",
-            f"The last run of the {service.name} backup reported a failure (its log says why); "
+            f"{run.what} failed",
+            f"The last run of {run.what} reported a failure (its log says why); "
             "the alert clears when a run succeeds.",
             Probe(
                 "recovers",
-                (_series("backup_last_run_success", selector),),
+                (_series(run.metric, selector),),
                 firing=(0,),
                 silent=(1,),
                 recovered=(1,),
@@ -215,13 +277,13 @@ def run_failure_alerts(
             ),
         ),
         Alert(
-            "BackupJobFailing",
+            run.failing,
             f"(time() - {scheduled} > {int(allowance.total_seconds())}) "
             f"and ({scheduled} > {succeeded})",
             dt.timedelta(minutes=5),
             labels,
-            f"the {service.name} backup job did not succeed",
-            f"CronJob {service.name}-backup in {service.namespace} started a run more than "
+            f"{run.what} job did not succeed",
+            f"CronJob {run.cronjob} in {service.namespace} started a run more than "
             f"{prom_duration(allowance)} ago and no run has succeeded since; the alert clears "
             "when one does.",
             Probe(
@@ -240,6 +302,108 @@ def run_failure_alerts(
             ),
         ),
     ]
+
+
+def shrink_window(schedule: Schedule, runs: int) -> dt.timedelta:
+    """How far back the shrink alert looks: ``runs`` times the schedule's largest gap,
+    rounded up to whole minutes.
+
+    The Pushgateway serves a backup's last pushed size until the next push, and Prometheus
+    scrapes it all along: over this window ``max_over_time`` sees the size of every run
+    pushed inside it and the one before them, so at least the last ``runs`` runs. Where the
+    TSDB keeps less than the window, it still sees the previous run's size, scraped up to
+    the current push.
+    """
+    seconds = int((schedule.max_gap() * runs).total_seconds())
+    return dt.timedelta(minutes=-(-seconds // 60))
+
+
+def shrink_alert(service: Service, fraction: float, runs: int) -> Alert:
+    """``BackupShrank``: the last backup is smaller than ``fraction`` of the largest of the
+    last ``runs`` runs (a first run, alone in its window, never is)."""
+    selector = {"job": BACKUP_METRICS_JOB, "service": service.name}
+    size = f"backup_last_size_bytes{_selector(selector)}"
+    window = shrink_window(service.schedule, runs)
+    percent = f"{fraction * 100:g}%"
+    return Alert(
+        "BackupShrank",
+        f"{size} < {fraction!r} * max_over_time({size}[{prom_duration(window)}])",
+        dt.timedelta(),
+        _service_labels(service),
+        f"the {service.name} backup shrank below {percent} of its recent size",
+        f"The last {service.name} backup is smaller than {percent} of the largest of its last "
+        f"{runs} runs ({prom_duration(window)}): data may be missing from it. The alert clears "
+        "with the next backup of a usual size.",
+        Probe(
+            "shrinks",
+            (_series("backup_last_size_bytes", selector),),
+            # A 90% drop must fire and a 10% drop must not, whatever the fraction.
+            firing=(10,),
+            silent=(90,),
+            before=(100,),
+            window=window,
+            labels=tuple(selector.items()),
+        ),
+    )
+
+
+def drill_group_name(service: Service) -> str:
+    """The rule group (and rule file) of the service's restore drill."""
+    return f"drill-{service.name}"
+
+
+def drill_alerts(service: Service, drill: Drill) -> list[Alert]:
+    """A restore drill's alerts: stale and never succeeded (the threshold derived from the
+    drill's schedule as a backup's is), failed, and slower than the declared RTO."""
+    labels = _service_labels(service)
+    selector = {"job": DRILL_METRICS_JOB, "service": service.name}
+    what = f"the {service.name} restore drill"
+    threshold = alert_threshold(drill.schedule, service.job.run_allowance(drill.schedule))
+    alerts = stale_alerts(
+        "RestoreDrill",
+        "restore_drill_last_success_timestamp",
+        selector,
+        threshold,
+        labels,
+        what,
+        threshold,
+    )
+    run = WatchedRun(
+        what,
+        f"{service.name}-restore-drill",
+        drill.schedule,
+        "restore_drill_last_run_success",
+        "RestoreDrillFailed",
+        "RestoreDrillJobFailing",
+    )
+    alerts += run_failure_alerts(service, selector, labels, run)
+    if service.rto is not None:
+        alerts.append(_rto_alert(service, service.rto, selector, labels))
+    return alerts
+
+
+def _rto_alert(
+    service: Service, rto: dt.timedelta, selector: dict[str, str], labels: dict[str, str]
+) -> Alert:
+    seconds = int(rto.total_seconds())
+    return Alert(
+        "RestoreDrillSlowerThanRTO",
+        f"restore_drill_duration_seconds{_selector(selector)} > {seconds}",
+        dt.timedelta(),
+        labels,
+        f"the {service.name} restore drill took longer than its RTO of {prom_duration(rto)}",
+        f"The last successful restore drill of {service.name} took longer to restore and check "
+        f"its newest backup than the declared RTO ({prom_duration(rto)}); the alert clears "
+        "when a drill is fast enough.",
+        # A drill that takes exactly its RTO meets it; one second more does not.
+        Probe(
+            "value",
+            (_series("restore_drill_duration_seconds", selector),),
+            (seconds + 1,),
+            (seconds,),
+            labels=tuple(selector.items()),
+        ),
+    )
 
 
 def integrity_alerts(service: Service, schedule: Schedule) -> list[Alert]:
@@ -513,7 +677,16 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
         runbook = f"{base}/restore-{service.name}.md" if base else ""
         families: list[tuple[str, list[Alert]]] = []
         if service.uses("dump"):
-            families.append((f"backup-{service.name}", backup_job_alerts(service)))
+            families.append((f"backup-{service.name}", backup_job_alerts(service, catalog)))
+        if service.drill is not None:
+            alerts = drill_alerts(service, service.drill)
+            url = f"{runbook}#restore-drill" if runbook else ""
+            families.append(
+                (
+                    drill_group_name(service),
+                    [dataclasses.replace(a, runbook_url=url) for a in alerts],
+                )
+            )
         if service.uses("volsync"):
             # Per app: one kept out of the offsite copies has no R2 source to watch.
             copied = r2 and service.volsync is not None and service.volsync.r2_schedule is not None
@@ -523,7 +696,9 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
             alerts = cnpg_alerts(service, cluster, cluster.base_schedule)
             families.append((f"cnpg-{cluster.key}", alerts))
         for name, alerts in families:
-            linked = tuple(dataclasses.replace(a, runbook_url=runbook) for a in alerts)
+            linked = tuple(
+                a if a.runbook_url else dataclasses.replace(a, runbook_url=runbook) for a in alerts
+            )
             groups.append(RuleGroup(name, linked, service.name))
     for name, layer in (
         ("offsite", offsite_alerts(catalog)),
@@ -619,6 +794,47 @@ def _recovery_test(alert: Alert, step: dt.timedelta) -> dict[str, Any]:
     return {"interval": _at(step), "input_series": series, "alert_rule_test": checks}
 
 
+def _shrink_tests(alert: Alert, step: dt.timedelta) -> list[dict[str, Any]]:
+    """A steady size, a large drop and a small drop of a size gauge scraped between pushes.
+
+    The first sample is the first run's (nothing before it in the window). The drop comes
+    at ``dropped``: the large one fires from then (plus the alert's ``for``), the small one
+    never; the steady size is silent at every one of those moments.
+    """
+    probe = alert.probe
+    # Samples on the evaluation grid, at least four to a window (one of a few minutes too),
+    # so that the window holds the former size when the drop is seen.
+    step_s, room = int(step.total_seconds()), max(1, int(probe.window.total_seconds()) // 4)
+    interval = dt.timedelta(
+        seconds=next(d for d in range(min(step_s, room), 0, -1) if step_s % d == 0)
+    )
+    dropped = 2 * step
+    fires = dropped + _ceil(alert.for_, step)
+    moments = {dt.timedelta(): False, dropped - step: False, fires: True, fires + step: True}
+    samples = (fires + 2 * step) // interval + 1
+    before = dropped // interval  # samples of the former size
+
+    def case(after: tuple[float, ...], firing: bool) -> dict[str, Any]:
+        series = [
+            {
+                "series": f"{metric}{_selector(dict(labels))}",
+                "values": f"{first:g}x{before - 1} {then:g}x{samples - before - 1}",
+            }
+            for (metric, labels), first, then in zip(probe.series, probe.before, after, strict=True)
+        ]
+        checks = [
+            {
+                "eval_time": _at(t),
+                "alertname": alert.name,
+                "exp_alerts": [_expected(alert)] if firing and fires_then else [],
+            }
+            for t, fires_then in sorted(moments.items())
+        ]
+        return {"interval": _at(interval), "input_series": series, "alert_rule_test": checks}
+
+    return [case(probe.before, False), case(probe.firing, True), case(probe.silent, False)]
+
+
 def promtool_step(alerts: tuple[Alert, ...]) -> dt.timedelta:
     """The sample and evaluation step of a group's tests: 5 minutes, or coarser for sparse
     schedules, so that a test covers its longest window in about 300 evaluations."""
@@ -655,6 +871,8 @@ def promtool_tests_for(
         return [{"interval": _at(step), "input_series": series, "alert_rule_test": checks}]
     if probe.kind == "recovers":
         return [_recovery_test(alert, step)]
+    if probe.kind == "shrinks":
+        return _shrink_tests(alert, step)
     firing = held + step
     if probe.kind == "absent":
         checks = [

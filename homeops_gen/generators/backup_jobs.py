@@ -15,7 +15,7 @@ shell text, so no value is ever parsed by the shell; the scripts quote every exp
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from homeops_gen.schedule import WEEKDAYS, Schedule
 __all__ = [
     "BACKUP_METRICS_JOB",
     "BACKUP_MOUNT",
+    "DRILL_METRICS_JOB",
     "INTEGRITY_METRICS_JOB",
     "SCRIPTS_MOUNT",
     "CronJob",
@@ -58,6 +59,15 @@ SHELL_MODULE = "terraform/modules/backup-shell"
 #: The Pushgateway groups the scripts push to (see templates/scripts/).
 BACKUP_METRICS_JOB = "homeops_backup"
 INTEGRITY_METRICS_JOB = "homeops_integrity"
+DRILL_METRICS_JOB = "homeops_drill"
+#: Where a drill's pod keeps its scratch copy (an emptyDir of its own).
+SCRATCH_MOUNT = "/scratch"
+#: The engines whose scratch server refuses to run as root: the drill runs as the image's
+#: own server user (999 in the official postgres and mariadb images).
+DRILL_USERS: dict[str, dict[str, int | bool]] = {
+    "postgresql": {"run_as_user": 999, "run_as_group": 999, "run_as_non_root": True},
+    "mysql": {"run_as_user": 999, "run_as_group": 999, "run_as_non_root": True},
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,8 @@ class CronJob:
     beside_app: bool = False
     #: The Pushgateway job (group) the script pushes its metrics to.
     metrics_job: str = BACKUP_METRICS_JOB
+    #: The pod's security context, when it is not the service's job's.
+    security_context: Mapping[str, int | bool] | None = None
 
 
 def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[Volume]]:
@@ -258,6 +270,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
         EnvVar("PUSHGATEWAY_URL", catalog.settings.pushgateway),
     ]
     env, mounts, volumes = _connection_env(service)
+    minimum = EnvVar("MIN_SIZE_BYTES", str(service.min_size_bytes))
     backup_volume = Volume(
         "backup",
         claim_expression=f"module.backup_volume.{catalog.settings.nfs_volume_module.claim_output}",
@@ -271,7 +284,13 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             script=f"scripts/{recipe(service)}.sh.j2",
             file="backup.sh",
             schedule=service.schedule,
-            env=(*common, EnvVar("BACKUP_DIR", BACKUP_MOUNT), _retention_env(service), *env),
+            env=(
+                *common,
+                EnvVar("BACKUP_DIR", BACKUP_MOUNT),
+                _retention_env(service),
+                minimum,
+                *env,
+            ),
             mounts=(Mount("backup", BACKUP_MOUNT), *mounts),
             volumes=(backup_volume, *volumes),
             init_containers=_init_containers(service),
@@ -296,7 +315,52 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 beside_app=service.job.beside_app,
             )
         )
+    if service.drill is not None:
+        jobs.append(
+            CronJob(
+                resource="restore_drill",
+                name=f"{service.name}-restore-drill",
+                component="restore-drill",
+                title=f"{service.engine} restore drill",
+                script=f"scripts/drill/{recipe(service)}.sh.j2",
+                file="drill.sh",
+                schedule=service.drill.schedule,
+                env=(
+                    *common,
+                    EnvVar("BACKUP_DIR", BACKUP_MOUNT),
+                    EnvVar("SCRATCH_DIR", SCRATCH_MOUNT),
+                    minimum,
+                    *_drill_env(service),
+                ),
+                # The backups, read-only, and a scratch folder: never the live service.
+                mounts=(
+                    Mount("backup", BACKUP_MOUNT, read_only=True),
+                    Mount("scratch", SCRATCH_MOUNT),
+                ),
+                volumes=(backup_volume, Volume("scratch", empty_dir=True)),
+                metrics_job=DRILL_METRICS_JOB,
+                security_context=(
+                    {**service.job.security_context, **DRILL_USERS[service.engine]}
+                    if service.engine in DRILL_USERS
+                    else None
+                ),
+            )
+        )
     return jobs
+
+
+def _drill_env(service: Service) -> list[EnvVar]:
+    """What a drill needs to know of the backup it restores (nothing of the live service)."""
+    c = service.connection
+    if isinstance(c, PostgresqlSpec):
+        return [EnvVar("PG_DATABASES", " ".join(c.databases))]
+    if isinstance(c, MysqlSpec):
+        return [EnvVar("MYSQL_DATABASES", " ".join(c.databases))]
+    if isinstance(c, SqliteSpec):
+        return [EnvVar("SQLITE_NAME", c.database.rsplit("/", 1)[-1])]
+    if isinstance(c, RedisSpec):
+        return [EnvVar("REDIS_RDB_FILE", c.rdb_file)]
+    return []
 
 
 def _on_loopback(service: Service) -> bool:
@@ -323,6 +387,8 @@ def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, 
         "starting_deadline_seconds": service.job.starting_deadline(schedule),
         "active_deadline_seconds": service.job.active_deadline(schedule),
         "timezone": catalog.settings.timezone,
+        # The service's restore drill (its checks), for the drill's script.
+        "drill": service.drill,
     }
 
 
@@ -341,7 +407,7 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
             f"{SHELL_MODULE}/lib.sh",
             TemplateRender(
                 "scripts/lib.sh.j2",
-                {"backup_metrics_job": BACKUP_METRICS_JOB},
+                {"backup_metrics_job": BACKUP_METRICS_JOB, "drill_metrics_job": DRILL_METRICS_JOB},
             ),
         )
         for name in ("outputs.tf", "versions.tf"):

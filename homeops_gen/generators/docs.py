@@ -1,8 +1,8 @@
 """Documents derived from the catalog (``out/docs/``).
 
 - ``protection-matrix.md``: one row per service, each protection layer with its schedule,
-  retention and RPO (from :mod:`homeops_gen.protection`), the alerts that watch it and its
-  runbook;
+  retention and RPO (from :mod:`homeops_gen.protection`), the alerts that watch it, its
+  runbook, its restore drill's cadence and CronJob, and its declared RTO;
 - ``snapshots.md``: the storage snapshot layers: the ZFS periodic snapshot tasks, the LVM
   thin snapshots and the volumes they leave out, and how to restore from each.
 """
@@ -17,7 +17,13 @@ from homeops_gen.generators.runbooks import alerts_by_service, has_runbook, runb
 from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.markdown import md_text
 from homeops_gen.plan import OutputFile, TemplateRender, Text
-from homeops_gen.protection import Layer, local_rpo, offsite_rpo, protection_layers
+from homeops_gen.protection import (
+    Layer,
+    local_rpo,
+    offsite_rpo,
+    protection_layers,
+    restore_drill,
+)
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import Schedule, format_duration
 
@@ -62,6 +68,7 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
     offsite = _cell(layers, _COLUMNS["offsite"])
     if not service.offsite.included:
         offsite = f"excluded: {md_text(service.offsite.reason or 'no reason given')}"
+    drill = restore_drill(catalog, service)
     snapshots = _cell(layers, _COLUMNS["snapshots"])
     if snapshots == "—" and service.snapshot_layer:
         snapshots = f"{service.snapshot_layer} (no schedule in settings.snapshots)"
@@ -84,6 +91,8 @@ def matrix_row(catalog: Catalog, service: Service, alerts: list[str]) -> dict[st
             if service.snapshot_layer and has_snapshot_doc(catalog)
             else "—"
         ),
+        "drill": drill.describe() if drill is not None else "—",
+        "rto": format_duration(service.rto) if service.rto else "—",
     }
     return {key: str(value).replace("|", "\\|") for key, value in row.items()}
 
@@ -99,8 +108,10 @@ _LAYER_NAMES = {
     "nas-sync": "NAS incremental sync",
 }
 _KOPIA_MAINTENANCE = "Kopia maintenance"
-#: The table's order: the layers as the matrix lists them, then the shared jobs.
-_ORDER = [*_LAYER_NAMES.values(), "NAS full sync", _KOPIA_MAINTENANCE]
+_RESTORE_DRILL = "restore drill"
+#: The table's order: the layers as the matrix lists them, then the shared jobs, then the
+#: restore drills (which prove a layer rather than protect).
+_ORDER = [*_LAYER_NAMES.values(), "NAS full sync", _KOPIA_MAINTENANCE, _RESTORE_DRILL]
 
 
 def schedule_rows(catalog: Catalog) -> list[dict[str, str]]:
@@ -111,6 +122,8 @@ def schedule_rows(catalog: Catalog) -> list[dict[str, str]]:
         for layer in protection_layers(catalog, service):
             for schedule in layer.schedules:
                 found.setdefault((_LAYER_NAMES[layer.kind], schedule), []).append(service.name)
+        if service.drill is not None:
+            found.setdefault((_RESTORE_DRILL, service.drill.schedule), []).append(service.name)
     settings = catalog.settings
     shared: list[tuple[str, Schedule | None]] = [("NAS full sync", settings.offsite_full_sync)]
     if any(s.uses("volsync") for s in catalog.services):

@@ -6,7 +6,9 @@ it comes with ``restore-<service>/restore.sh`` (the engine's restore recipe from
 ``templates/scripts/restore/``) and ``restore-<service>/job.yaml``, a Job built from the
 very CronJob the backup runs (:func:`homeops_gen.generators.backup_jobs.cron_jobs`): same
 image, same environment and Secrets, same volumes. The runbook cannot name a path or a
-Secret the backup does not use.
+Secret the backup does not use. A service with a restore drill gets a "Restore drill"
+section: what the drill restores and checks, its schedule and alerts, the RTO it is held to,
+and how to run it by hand from its CronJob.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.catalog.spec import EtcdSpec
-from homeops_gen.generators.alerts import rule_groups
+from homeops_gen.generators.alerts import drill_group_name, rule_groups
 from homeops_gen.generators.backup_jobs import (
     BACKUP_METRICS_JOB,
     BACKUP_MOUNT,
+    DRILL_METRICS_JOB,
     ETCD_SNAPSHOT_DIR,
     CronJob,
     EnvVar,
@@ -29,7 +32,7 @@ from homeops_gen.generators.backup_jobs import (
 )
 from homeops_gen.generators.cnpg import object_store_name
 from homeops_gen.plan import OutputFile, TemplateRender, YamlDocuments
-from homeops_gen.protection import DUMP_TITLES, protection_layers
+from homeops_gen.protection import DUMP_TITLES, protection_layers, restore_drill
 from homeops_gen.registry import register_generator
 from homeops_gen.schedule import RUN_ALLOWANCE, format_duration
 
@@ -246,6 +249,9 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
             "data_claims": [v.claim for v in backup.volumes if v.claim is not None],
             "deadline": restore_deadline(service),
         }
+    drill = _drill_context(catalog, service)
+    if drill is not None:
+        context["drill"] = drill
     if service.uses("cnpg") and service.cnpg is not None:
         cluster = service.cnpg
         context["cnpg"] = {
@@ -261,6 +267,30 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
             "direct": service.volsync.snapshot_class is None,
         }
     return context
+
+
+def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
+    """The runbook's "Restore drill" section: the drill as generated and its own alerts."""
+    drill = restore_drill(catalog, service)
+    if drill is None:
+        return None
+    group = drill_group_name(service)
+    alerts = [a.name for g in rule_groups(catalog) if g.name == group for a in g.alerts]
+    schedule = drill.schedule
+    return {
+        "cronjob": drill.cronjob,
+        "manual": f"{drill.cronjob}-manual",
+        "when": drill.when,
+        "gap": format_duration(schedule.max_gap()),
+        # "first Sunday", for a schedule whose script works on that day only.
+        "weekday": schedule.guard.strip(" ()").removesuffix(" only"),
+        "title": drill.title,
+        "checks": drill.checks,
+        "rto": format_duration(drill.rto) if drill.rto is not None else "",
+        "alerts": alerts,
+        "metrics_job": DRILL_METRICS_JOB,
+        "deadline": service.job.active_deadline(schedule),
+    }
 
 
 @register_generator("runbooks", description="out/docs/runbooks: a restore runbook per service")

@@ -183,6 +183,11 @@ resource "kubernetes_cron_job_v1" "backup" {
               }
 
               env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              env {
                 name  = "ETCD_SNAPSHOT"
                 value = "/snapshot/snapshot.db"
               }

@@ -101,6 +101,11 @@ resource "kubernetes_cron_job_v1" "backup" {
               }
 
               env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              env {
                 name  = "PROMETHEUS_URL"
                 value = "http://prometheus-server.monitoring.svc.cluster.local:9090"
               }

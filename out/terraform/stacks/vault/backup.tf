@@ -101,6 +101,11 @@ resource "kubernetes_cron_job_v1" "backup" {
               }
 
               env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              env {
                 name  = "VAULT_ADDR"
                 value = "http://vault-active.vault.svc.cluster.local:8200"
               }

@@ -23,6 +23,9 @@ check_integrity "$SQLITE_DATABASE"
 log "copying $SQLITE_DATABASE with the online backup API"
 (cd "$WORK" && sqlite3 "$SQLITE_DATABASE" ".backup $name")
 check_integrity "$WORK/$name"
+# The tables of the copy (SQLite's internal sqlite_* tables aside): what the drill counts too.
+BACKUP_ITEMS="$(sqlite3 -batch -noheader -readonly "$WORK/$name" \
+  "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'")"
 for path in ${SQLITE_EXTRA_PATHS:-}; do
   if [ ! -e "$path" ]; then
     log "warning: $path does not exist yet; skipped"

@@ -6,8 +6,9 @@
 
 : "${SERVICE:?}" "${PUSHGATEWAY_URL:?}"
 
-#: The Pushgateway group of a service's backup metrics.
+#: The Pushgateway groups of a service's backup metrics and of its restore drill's.
 BACKUP_GROUP="job/homeops_backup/service/$SERVICE"
+DRILL_GROUP="job/homeops_drill/service/$SERVICE"
 
 log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SERVICE" "$*" >&2; }
 fail() { log "FAILED: $*"; exit 1; }
@@ -16,7 +17,9 @@ fail() { log "FAILED: $*"; exit 1; }
 http_post() {
   if command -v curl >/dev/null 2>&1; then
     curl -fsS --max-time 60 --data-binary @- "$1"
-    return
+    # An explicit status: a bare return in an EXIT trap (finish) would give bash's status
+    # from before the trap, the failure being reported, and call a good push failed.
+    return $?
   fi
   # "$(cat)" would drop the final newline, which the Pushgateway's parser requires.
   body="$(cat; echo .)"
@@ -135,12 +138,25 @@ begin_backup() {
   mkdir "$WORK"
 }
 
-# Finish a backup: give it its final name, apply the retention, push the success.
+# The bytes of the regular files below $1 (their sizes, as ls reports them: nothing is read).
+bytes_below() {
+  find "$1" -type f -exec ls -ln {} + |
+    {
+      total=0
+      while read -r _ _ _ _ size _; do total="$((total + size))"; done
+      echo "$total"
+    }
+}
+
+# Finish a backup: check it is not below the catalog's minimum, give it its final name, apply
+# the retention, push the success.
 end_backup() {
+  SIZE_BYTES="$(bytes_below "$WORK")"
+  [ "$SIZE_BYTES" -ge "${MIN_SIZE_BYTES:-1}" ] ||
+    fail "the backup is $SIZE_BYTES bytes, below the minimum of ${MIN_SIZE_BYTES:-1}"
   # Only a complete, verified backup gets its final name (never inside an existing one).
   [ ! -e "$FINAL" ] || fail "$FINAL already exists"
   mv "$WORK" "$FINAL"
-  SIZE_BYTES="$(( $(du -sk "$FINAL" | cut -f1) * 1024 ))"
 
   # The backup just taken is the newest and is never removed, so a job that failed for
   # longer than the retention still leaves its last good backup in place.
@@ -162,16 +178,97 @@ end_backup() {
     }
 
   ENDED="$(date +%s)"
-  push_metrics "$BACKUP_GROUP" <<METRICS
-# TYPE backup_last_success_timestamp gauge
-backup_last_success_timestamp $ENDED
-# TYPE backup_last_run_success gauge
-backup_last_run_success 1
-# TYPE backup_last_duration_seconds gauge
-backup_last_duration_seconds $((ENDED - STARTED))
-# TYPE backup_last_size_bytes gauge
-backup_last_size_bytes $SIZE_BYTES
-METRICS
+  # Rows, keys or files the engine counted in the backup (BACKUP_ITEMS), where it tells.
+  {
+    printf '%s\n' "# TYPE backup_last_success_timestamp gauge" \
+      "backup_last_success_timestamp $ENDED" \
+      "# TYPE backup_last_run_success gauge" "backup_last_run_success 1" \
+      "# TYPE backup_last_duration_seconds gauge" \
+      "backup_last_duration_seconds $((ENDED - STARTED))" \
+      "# TYPE backup_last_size_bytes gauge" "backup_last_size_bytes $SIZE_BYTES"
+    if [ -n "${BACKUP_ITEMS:-}" ]; then
+      printf '%s\n' "# TYPE backup_last_items gauge" "backup_last_items $BACKUP_ITEMS"
+    fi
+  } | push_metrics "$BACKUP_GROUP"
   OUTCOME_PUSHED=1
   log "backup $FINAL complete ($SIZE_BYTES bytes)"
+}
+
+# --- restore drills ---------------------------------------------------------------------------
+# A drill restores the newest backup into $SCRATCH_DIR (an empty folder of its own pod), checks
+# it and reports how long that took; it never reaches the live service.
+
+DRILL_PUSHED=
+
+# Every drill ends by reporting its outcome, as a backup does (see report_outcome): a failure
+# pushes restore_drill_last_run_success 0 and leaves the last success as it was. An engine
+# stops its scratch server in drill_stop, which runs either way.
+report_drill_outcome() {
+  trap finish_drill EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+}
+
+drill_stop() { :; }
+
+finish_drill() {
+  status=$?
+  trap - EXIT
+  drill_stop || log "could not stop the scratch server"
+  for leftover in $CLEANUP; do rm -rf "$leftover"; done
+  if [ "$status" != 0 ] && [ -z "$DRILL_PUSHED" ]; then
+    printf '%s\n' "# TYPE restore_drill_last_run_success gauge" "restore_drill_last_run_success 0" \
+      "# TYPE restore_drill_last_failure_timestamp gauge" \
+      "restore_drill_last_failure_timestamp $(date +%s)" |
+      push_metrics "$DRILL_GROUP" || log "could not push the failure"
+  fi
+  exit "$status"
+}
+
+# Start a drill: the newest finished backup is $DRILL_BACKUP; it must not be below the
+# catalog's minimum size. The engine's block restores it into $SCRATCH_DIR.
+begin_drill() {
+  : "${BACKUP_DIR:?}" "${SCRATCH_DIR:?}"
+  STARTED="$(date +%s)"
+  # The newest: the first line (read, not head, which not every image has).
+  DRILL_NAME="$(list_backups | { read -r newest || true; echo "${newest:-}"; })"
+  [ -n "$DRILL_NAME" ] || fail "no finished backup of $SERVICE in $BACKUP_DIR to restore"
+  DRILL_BACKUP="$BACKUP_DIR/$DRILL_NAME"
+  SIZE_BYTES="$(bytes_below "$DRILL_BACKUP")"
+  [ "$SIZE_BYTES" -ge "${MIN_SIZE_BYTES:-1}" ] ||
+    fail "$DRILL_NAME is $SIZE_BYTES bytes, below the minimum of ${MIN_SIZE_BYTES:-1}"
+  # The scratch copy's folder: empty at the start, removed at the end.
+  DRILL_DIR="$SCRATCH_DIR/$SERVICE-drill"
+  rm -rf "$DRILL_DIR"
+  mkdir -p "$DRILL_DIR"
+  CLEANUP="$DRILL_DIR"
+  log "restoring $DRILL_NAME ($SIZE_BYTES bytes) into $DRILL_DIR"
+}
+
+# A check of the restored copy that did not hold ends the drill.
+drill_check() {
+  what="$1"
+  shift
+  "$@" || fail "check failed: $what"
+  log "check passed: $what"
+}
+
+# Finish a drill: push its success and how long the restore and checks took (the measured
+# RTO). DRILL_ITEMS (rows, keys or files counted in the restored copy) is pushed when set.
+end_drill() {
+  ENDED="$(date +%s)"
+  {
+    printf '%s\n' "# TYPE restore_drill_last_success_timestamp gauge" \
+      "restore_drill_last_success_timestamp $ENDED" \
+      "# TYPE restore_drill_last_run_success gauge" "restore_drill_last_run_success 1" \
+      "# TYPE restore_drill_duration_seconds gauge" \
+      "restore_drill_duration_seconds $((ENDED - STARTED))" \
+      "# TYPE restore_drill_backup_size_bytes gauge" "restore_drill_backup_size_bytes $SIZE_BYTES"
+    if [ -n "${DRILL_ITEMS:-}" ]; then
+      printf '%s\n' "# TYPE restore_drill_restored_items gauge" \
+        "restore_drill_restored_items $DRILL_ITEMS"
+    fi
+  } | push_metrics "$DRILL_GROUP"
+  DRILL_PUSHED=1
+  log "drill of $DRILL_NAME passed in $((ENDED - STARTED)) s"
 }
