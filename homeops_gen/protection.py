@@ -254,6 +254,10 @@ DRILL_TITLES = {
     "redis": "checks a copy of the RDB with redis-check-rdb and loads it into a scratch "
     "redis-server, counting its keys",
     "files": "unpacks files.tar.gz and verifies every file against the backup's SHA256SUMS",
+    "prometheus": "unpacks the TSDB snapshot and has promtool list every block and read "
+    "every chunk of it (tsdb analyze --extended)",
+    "vault": "unpacks the raft snapshot, verifies its SHA256SUMS and has vault operator raft "
+    "snapshot inspect (offline) decode it",
 }
 
 
@@ -306,7 +310,7 @@ def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
         job.name,
         service.namespace,
         drill.schedule,
-        DRILL_TITLES.get(service.engine, "restores the newest backup into the pod"),
+        DRILL_TITLES[service.engine],
         tuple(checks),
         service.rto,
     )

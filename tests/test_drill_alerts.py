@@ -476,3 +476,10 @@ def test_the_runbook_says_what_the_drill_checks_and_how_to_run_it(
     pg = files["docs/runbooks/restore-pg.md"].decode()
     assert "declares no RTO" in pg and "RestoreDrillSlowerThanRTO" not in pg
     assert "## Restore drill" not in files["docs/runbooks/restore-cache.md"].decode()
+
+
+def test_every_drilled_engine_is_described_for_people() -> None:
+    from homeops_gen.catalog.policy import DRILL_ENGINES
+    from homeops_gen.protection import DRILL_TITLES
+
+    assert set(DRILL_TITLES) == DRILL_ENGINES

@@ -1218,7 +1218,9 @@ def _resolve_integrity(
 
 
 #: Engines whose application-level backup has a restore drill.
-DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite", "redis", "files"})
+DRILL_ENGINES = frozenset(
+    {"postgresql", "mysql", "sqlite", "redis", "files", "vault", "prometheus"}
+)
 _SQL_DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite"})
 _BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTE_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

@@ -64,6 +64,11 @@ DRILL_METRICS_JOB = "homeops_drill"
 SCRATCH_MOUNT = "/scratch"
 #: The engines whose scratch server refuses to run as root: the drill runs as the image's
 #: own server user (999 in the official postgres and mariadb images).
+#: The drills whose checks need a tool the backup's image lacks: their own image and shell.
+#: Prometheus's image carries promtool and a busybox /bin/sh.
+DRILL_IMAGES: dict[str, tuple[str, str]] = {
+    "prometheus": ("docker.io/prom/prometheus:v3.1.0", "/bin/sh"),
+}
 DRILL_USERS: dict[str, dict[str, int | bool]] = {
     "postgresql": {"run_as_user": 999, "run_as_group": 999, "run_as_non_root": True},
     "mysql": {"run_as_user": 999, "run_as_group": 999, "run_as_non_root": True},
@@ -132,6 +137,10 @@ class CronJob:
     metrics_job: str = BACKUP_METRICS_JOB
     #: The pod's security context, when it is not the service's job's.
     security_context: Mapping[str, int | bool] | None = None
+    #: The container's image and shell, when they are not the service's job's (a drill
+    #: that needs a tool the backup image lacks).
+    image: str | None = None
+    shell: str | None = None
 
 
 def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[Volume]]:
@@ -344,6 +353,8 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                     if service.engine in DRILL_USERS
                     else None
                 ),
+                image=DRILL_IMAGES.get(service.engine, (None, None))[0],
+                shell=DRILL_IMAGES.get(service.engine, (None, None))[1],
             )
         )
     return jobs
@@ -435,7 +446,7 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
                 f"{stack}/{job.file}",
                 TemplateRender(
                     job.script,
-                    {**context, **item, "shell": service.job.shell, "file": job.file},
+                    {**context, **item, "shell": job.shell or service.job.shell, "file": job.file},
                 ),
                 subject=service.name,
             )

@@ -32,6 +32,7 @@ resource "kubernetes_config_map_v1" "scripts" {
   data = {
     "lib.sh"    = module.shell.lib_sh
     "backup.sh" = file("${path.module}/backup.sh")
+    "drill.sh"  = file("${path.module}/drill.sh")
   }
 }
 
@@ -158,6 +159,131 @@ resource "kubernetes_cron_job_v1" "backup" {
                 claim_name = "prometheus-data"
                 read_only  = false
               }
+            }
+
+            volume {
+              name = "scripts"
+              config_map {
+                name = kubernetes_config_map_v1.scripts.metadata[0].name
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+resource "kubernetes_cron_job_v1" "restore_drill" {
+  metadata {
+    name      = "prometheus-restore-drill"
+    namespace = "monitoring"
+    labels = {
+      "app.kubernetes.io/name"       = "prometheus"
+      "app.kubernetes.io/component"  = "restore-drill"
+      "app.kubernetes.io/managed-by" = "homeops_gen"
+    }
+  }
+
+  spec {
+    schedule                      = "57 2 1 * *"
+    timezone                      = "Europe/London"
+    concurrency_policy            = "Forbid"
+    starting_deadline_seconds     = 3600
+    successful_jobs_history_limit = 3
+    failed_jobs_history_limit     = 3
+
+    job_template {
+      metadata {}
+      spec {
+        backoff_limit           = 1
+        active_deadline_seconds = 14400
+
+        template {
+          metadata {
+            labels = {
+              "app.kubernetes.io/name"      = "prometheus"
+              "app.kubernetes.io/component" = "restore-drill"
+            }
+          }
+          spec {
+            restart_policy = "Never"
+
+            container {
+              name    = "restore-drill"
+              image   = "docker.io/prom/prometheus:v3.1.0"
+              command = ["/bin/sh", "/scripts/drill.sh"]
+
+              env {
+                name  = "SERVICE"
+                value = "prometheus"
+              }
+
+              env {
+                name  = "TZ"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
+              }
+
+              env {
+                name  = "PUSHGATEWAY_URL"
+                value = "http://prometheus-pushgateway.monitoring.svc.cluster.local:9091"
+              }
+
+              env {
+                name  = "BACKUP_DIR"
+                value = "/backup"
+              }
+
+              env {
+                name  = "SCRATCH_DIR"
+                value = "/scratch"
+              }
+
+              env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              resources {
+                requests = {
+                  cpu    = "50m"
+                  memory = "64Mi"
+                }
+                limits = {
+                  memory = "1Gi"
+                }
+              }
+
+              volume_mount {
+                name       = "backup"
+                mount_path = "/backup"
+                read_only  = true
+              }
+
+              volume_mount {
+                name       = "scratch"
+                mount_path = "/scratch"
+                read_only  = false
+              }
+
+              volume_mount {
+                name       = "scripts"
+                mount_path = "/scripts"
+                read_only  = true
+              }
+            }
+
+            volume {
+              name = "backup"
+              persistent_volume_claim {
+                claim_name = module.backup_volume.claim_name
+                read_only  = false
+              }
+            }
+
+            volume {
+              name = "scratch"
+              empty_dir {}
             }
 
             volume {
