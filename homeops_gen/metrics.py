@@ -16,7 +16,7 @@ a catalog whose alerts would read a metric nothing produces (it would fire
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -111,14 +111,11 @@ _LVM = (
     "lvm_snapshot_last_success_timestamp",
     "lvm_thin_pool_free_percent",
 )
-#: Where the generated producers are, in ``out/``.
-OFFSITE_SCRIPT = "offsite/offsite-sync.sh"
-NAS_MONITOR = "terraform/stacks/nas-monitor/nas_monitor.py"
-LVM_SCRIPT = "snapshots/lvm-pvc-snapshot.sh"
 
 
 def sources(catalog: Catalog) -> list[Source]:
     """Every metric source of the catalog: the generated programs, then the stack's."""
+    from homeops_gen.generators import lvm_snapshots, nas_monitor, offsite_sync
     from homeops_gen.generators.backup_jobs import (
         BACKUP_METRICS_JOB,
         DRILL_METRICS_JOB,
@@ -146,14 +143,17 @@ def sources(catalog: Catalog) -> list[Source]:
     settings = catalog.settings
     offsite = settings.offsite
     if offsite is not None:
-        add(_OFFSITE, OFFSITE_SCRIPT, (("job", "offsite-sync"), ("sync", "incremental")))
+        script = f"offsite/{offsite_sync.SCRIPT_NAME}"
+        job = ("job", offsite_sync.METRICS_JOB)
+        add(_OFFSITE, script, (job, ("sync", "incremental")))
         if offsite.full_sync_by == "script":
-            add(_OFFSITE, OFFSITE_SCRIPT, (("job", "offsite-sync"), ("sync", "full")))
+            add(_OFFSITE, script, (job, ("sync", "full")))
         elif settings.truenas is not None:
-            add(_MONITOR, NAS_MONITOR, (("job", "nas-monitor"), ("sync", "full")))
+            monitor = f"{nas_monitor.STACK}/{nas_monitor.MONITOR_SCRIPT}"
+            add(_MONITOR, monitor, nas_monitor.MONITOR_METRICS_GROUP)
     lvm = settings.lvm_snapshots
     if lvm is not None and any(s.snapshot_layer == "lvm" for s in catalog.services):
-        add(_LVM, LVM_SCRIPT, (("job", "lvm-pvc-snapshot"),))
+        add(_LVM, lvm_snapshots.SCRIPT_PATH, (("job", lvm_snapshots.PUSH_JOB),))
     for program, names in settings.external_metrics.items():
         found.extend(Source(name, program, False) for name in names)
     return found
@@ -182,9 +182,11 @@ _KEYWORDS = frozenset(
 def metrics_read(expr: str) -> list[Read]:
     """The metrics a PromQL expression of the generated alerts reads (a small reading of
     the grammar: selectors are names not followed by ``(``, with their ``{...}``)."""
-    # Strings stay inside the braces they belong to: blank them only outside selectors.
     reads = []
-    masked = _GROUPING.sub(" ", re.sub(r"\[[^\]]*\]", " ", expr))
+    # Strings outside a selector's braces (label_replace's arguments, say) are no metric
+    # names; ranges and grouping clauses hold none either.
+    masked = _STRING.sub(lambda m: _outside_braces(expr, m), expr)
+    masked = _GROUPING.sub(" ", re.sub(r"\[[^\]]*\]", " ", masked))
     position = 0
     while (match := _TOKEN.search(masked, position)) is not None:
         position = match.end()
@@ -223,7 +225,7 @@ def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
         by_metric.setdefault(source.metric, []).append(source)
     problems = []
     for alert, expr in exprs:
-        for read in metrics_read(_STRING.sub(_keep_in_braces(expr), expr)):
+        for read in metrics_read(expr):
             wanted = dict(read.labels)
             if not any(
                 all(wanted.get(key, value) == value for key, value in source.labels)
@@ -237,13 +239,7 @@ def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
     return problems
 
 
-def _keep_in_braces(expr: str) -> Callable[[re.Match[str]], str]:
-    """A replacement for strings outside ``{...}`` (function arguments such as
-    label_replace's), which are not metric names."""
-
-    def replace(match: re.Match[str]) -> str:
-        before = expr[: match.start()]
-        inside = before.count("{") > before.count("}")
-        return match.group(0) if inside else '""'
-
-    return replace
+def _outside_braces(expr: str, match: re.Match[str]) -> str:
+    """``match`` (a string literal of ``expr``) as is inside ``{...}``, else blanked."""
+    before = expr[: match.start()]
+    return match.group(0) if before.count("{") > before.count("}") else '""'

@@ -30,6 +30,7 @@ __all__ = [
     "Runtime",
     "Schedule",
     "alert_threshold",
+    "cron_fields",
     "format_duration",
     "parse_cadence",
     "parse_cron",
@@ -151,6 +152,12 @@ def _describe_char(text: str) -> str:
     return f"U+{ord(text):04X} ({text!r})"
 
 
+def cron_fields(expr: str) -> list[str]:
+    """The five fields of a cron expression as written, an ``@daily``-style macro expanded
+    (not checked: :func:`parse_cron` checks them)."""
+    return _MACROS.get(expr.strip(), expr.strip()).split()
+
+
 def parse_cron(expr: str) -> tuple[CronField, ...]:
     """Parse a five-field cron expression (or an ``@daily``-style macro) into its fields.
 
@@ -166,12 +173,11 @@ def parse_cron(expr: str) -> tuple[CronField, ...]:
             "a cron expression is five fields of printable ASCII separated by single spaces; "
             f"found {_describe_char(bad.group(0))} at character {bad.start() + 1}"
         )
-    text = _MACROS.get(expr.strip(), expr.strip())
-    if text.startswith("@"):
-        raise ValueError(f"unknown cron macro {text!r}")
-    if text.upper().startswith(("TZ=", "CRON_TZ=")):
+    parts = cron_fields(expr)
+    if parts and parts[0].startswith("@"):
+        raise ValueError(f"unknown cron macro {' '.join(parts)!r}")
+    if parts and parts[0].upper().startswith(("TZ=", "CRON_TZ=")):
         raise ValueError("time zones in the expression are not allowed; set settings.timezone")
-    parts = text.split()
     if len(parts) != 5:
         raise ValueError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"

@@ -1050,6 +1050,8 @@ def _agrees_with_prometheus_client(text: str, samples: list[Sample]) -> None:
     try:
         from prometheus_client.parser import text_string_to_metric_families
     except ImportError:  # the test extra installs it; without it only the reading above
+        if os.environ.get("CI") == "true":
+            raise
         return
     theirs = sorted(
         (s.name, sorted(s.labels.items()), repr(float(s.value)))  # repr: NaN equals NaN

@@ -65,7 +65,7 @@ from homeops_gen.catalog.model import Catalog
 from homeops_gen.generators.alerts import rule_groups
 from homeops_gen.generators.storage_layers import CLOUDSYNC_DESCRIPTION
 from homeops_gen.hcl import hcl_string
-from homeops_gen.metrics import NAS_MONITOR, metrics_read, sources
+from homeops_gen.metrics import metrics_read, sources
 from homeops_gen.registry import registered_generators
 from homeops_gen.schedule import alert_threshold
 
@@ -739,8 +739,9 @@ def test_the_script_uses_only_the_standard_library(rendered: Rendered) -> None:
 
 
 def test_the_monitor_is_the_producer_the_metrics_join_names(rendered: Rendered) -> None:
-    monitor = [s for s in sources(rendered.catalog) if s.producer == NAS_MONITOR]
-    assert NAS_MONITOR in rendered.files
+    script = f"{STACK}/nas_monitor.py"
+    monitor = [s for s in sources(rendered.catalog) if s.producer == script]
+    assert script in rendered.files
     assert {dict(s.labels)["job"] for s in monitor} == {"nas-monitor"}
     assert {dict(s.labels)["sync"] for s in monitor} == {"full"}
     assert set(full_sync_reads(rendered.catalog)) <= {s.metric for s in monitor}

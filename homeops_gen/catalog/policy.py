@@ -61,7 +61,6 @@ from homeops_gen.catalog.spec import (
     VolsyncRetainSpec,
 )
 from homeops_gen.errors import Finding, Location
-from homeops_gen.metrics import external_metrics
 from homeops_gen.schedule import (
     WEEKDAYS,
     Runtime,
@@ -268,7 +267,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         offsite=_resolve_offsite_sync(resolver, spec, offsite, truenas) if offsite else None,
         truenas=truenas,
         host_pushgateway=spec.host_pushgateway or spec.pushgateway,
-        external_metrics=external_metrics(spec.alerts.external_metrics),
+        external_metrics=_external_metrics(spec),
         shrink_fraction=spec.backups.shrink_fraction,
         shrink_runs=spec.backups.shrink_runs,
         lvm_snapshots=lvm,
@@ -340,6 +339,12 @@ def _resolve_lvm(resolver: _Resolver, spec: SettingsSpec) -> LvmSnapshots | None
         lvm.thin_pool,
         lvm.kubeconfig,
     )
+
+
+def _external_metrics(spec: SettingsSpec) -> dict[str, tuple[str, ...]]:
+    from homeops_gen.metrics import external_metrics  # only when a catalog is resolved
+
+    return external_metrics(spec.alerts.external_metrics)
 
 
 def _resolve_truenas(resolver: _Resolver, spec: SettingsSpec) -> Truenas | None:
@@ -1234,6 +1239,11 @@ def parse_byte_size(text: str) -> int:
     return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""]
 
 
+def _has_drill(spec: ServiceSpec, methods: tuple[Method, ...]) -> bool:
+    """Whether the service's backup is one a restore drill exists for."""
+    return "dump" in methods and spec.engine in DRILL_ENGINES
+
+
 def _resolve_drill(
     resolver: _Resolver,
     loc: Location,
@@ -1247,7 +1257,7 @@ def _resolve_drill(
     if asked is False:
         origins["drill"] = Origin("catalog", "drill: false", where)
         return None
-    if "dump" not in methods or spec.engine not in DRILL_ENGINES:
+    if not _has_drill(spec, methods):
         if asked is not None:
             why = (
                 "the service has no application-level backup to restore"
@@ -1438,7 +1448,7 @@ CRONJOB_NAME_LIMIT = 52
 def _check_job_names(
     resolver: _Resolver, loc: Location, spec: ServiceSpec, methods: tuple[Method, ...]
 ) -> None:
-    drilled = "dump" in methods and spec.engine in DRILL_ENGINES and spec.drill is not False
+    drilled = _has_drill(spec, methods) and spec.drill is not False
     suffixes = (
         (["-backup"] if "dump" in methods else [])
         + (["-integrity-check"] if spec.integrity is not None else [])

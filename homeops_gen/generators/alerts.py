@@ -531,6 +531,11 @@ def cnpg_alerts(service: Service, cluster: CnpgCluster, schedule: Schedule) -> l
 def offsite_alerts(catalog: Catalog) -> list[Alert]:
     settings = catalog.settings
     alerts: list[Alert] = []
+    # A Cloud Sync task's finish is seen only at the NAS monitor's next run: the full sync's
+    # last success reaches Prometheus up to the monitor's own largest gap late.
+    monitor = None
+    if settings.offsite is not None and settings.offsite.full_sync_by == "cloudsync":
+        monitor = settings.truenas.monitor_schedule if settings.truenas is not None else None
     for kind, schedule in (
         ("incremental", settings.offsite_incremental),
         ("full", settings.offsite_full_sync),
@@ -540,14 +545,9 @@ def offsite_alerts(catalog: Catalog) -> list[Alert]:
         labels = {"severity": "warning", "layer": "offsite", "sync": kind}
         selector = {"sync": kind}
         threshold = alert_threshold(schedule)
-        # A Cloud Sync task's finish is seen only at the NAS monitor's next run: the last
-        # success reaches Prometheus up to the monitor's own largest gap late.
-        monitor = settings.truenas.monitor_schedule if settings.truenas is not None else None
-        by_cloudsync = settings.offsite is not None and settings.offsite.full_sync_by == "cloudsync"
-        if kind != "full" or not by_cloudsync:
-            monitor = None
-        if monitor is not None:
-            threshold += monitor.max_gap()
+        late_by = monitor.max_gap() if monitor is not None and kind == "full" else None
+        if late_by is not None:
+            threshold += late_by
         stale = stale_alerts(
             "OffsiteSync",
             "offsite_sync_last_success_timestamp",
@@ -557,10 +557,10 @@ def offsite_alerts(catalog: Catalog) -> list[Alert]:
             f"the {kind} offsite sync",
             threshold,
         )
-        if monitor is not None:
+        if late_by is not None:
             late = (
                 " The NAS monitor reports the Cloud Sync task's finish up to "
-                f"{prom_duration(monitor.max_gap())} late (its own largest gap), which the "
+                f"{prom_duration(late_by)} late (its own largest gap), which the "
                 "threshold includes."
             )
             stale = [dataclasses.replace(a, description=a.description + late) for a in stale]

@@ -325,6 +325,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             )
         )
     if service.drill is not None:
+        drill_image, drill_shell = DRILL_IMAGES.get(service.engine, (None, None))
         jobs.append(
             CronJob(
                 resource="restore_drill",
@@ -353,8 +354,8 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                     if service.engine in DRILL_USERS
                     else None
                 ),
-                image=DRILL_IMAGES.get(service.engine, (None, None))[0],
-                shell=DRILL_IMAGES.get(service.engine, (None, None))[1],
+                image=drill_image,
+                shell=drill_shell,
             )
         )
     return jobs

@@ -26,17 +26,19 @@ from homeops_gen.catalog.model import Catalog, LvmSnapshots
 from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.plan import OutputFile, TemplateRender
 from homeops_gen.registry import register_generator
-from homeops_gen.schedule import Schedule, parse_cron
+from homeops_gen.schedule import WEEKDAYS, Schedule, parse_cron
 
 __all__ = [
     "INSTALL_PATH",
     "PUSH_JOB",
+    "SCRIPT_PATH",
     "generate_lvm_snapshots",
     "on_calendar",
 ]
 
-#: Where the service unit expects the script on the PVE host.
+#: Where the service unit expects the script on the PVE host, and where it is in ``out/``.
 INSTALL_PATH = "/usr/local/bin/lvm-pvc-snapshot"
+SCRIPT_PATH = "snapshots/lvm-pvc-snapshot.sh"
 #: The Pushgateway job the script pushes to (its only grouping label).
 PUSH_JOB = "lvm-pvc-snapshot"
 #: How long a restore waits for the workload's pods to go and the LV to close (the CSI
@@ -44,7 +46,6 @@ PUSH_JOB = "lvm-pvc-snapshot"
 RESTORE_WAIT_SECONDS = 300
 #: Mon..Sun in systemd's order, as cron numbers them (0 = Sunday).
 _SYSTEMD_WEEK = (1, 2, 3, 4, 5, 6, 0)
-_DAY_NAMES = {0: "Sun", 1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat"}
 
 
 def _runs(values: Iterable[int]) -> list[tuple[int, int]]:
@@ -78,7 +79,7 @@ def _weekdays(values: frozenset[int]) -> str:
     ordered = [i for i, day in enumerate(_SYSTEMD_WEEK) if day in values]
     parts = []
     for first, last in _runs(ordered):
-        names = [_DAY_NAMES[_SYSTEMD_WEEK[i]] for i in range(first, last + 1)]
+        names = [WEEKDAYS[_SYSTEMD_WEEK[i]][:3].capitalize() for i in range(first, last + 1)]
         parts.append(f"{names[0]}..{names[-1]}" if len(names) > 2 else ",".join(names))
     return ",".join(parts) + " "
 
@@ -134,7 +135,7 @@ def generate_lvm_snapshots(catalog: Catalog) -> Iterator[OutputFile]:
     if lvm is None or not any(s.snapshot_layer == "lvm" for s in catalog.services):
         return
     yield OutputFile(
-        "snapshots/lvm-pvc-snapshot.sh",
+        SCRIPT_PATH,
         TemplateRender("snapshots/lvm-pvc-snapshot.sh.j2", _script_context(catalog, lvm)),
     )
     yield OutputFile(

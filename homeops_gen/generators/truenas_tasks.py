@@ -39,7 +39,7 @@ from homeops_gen.catalog.model import Catalog, Retention
 from homeops_gen.errors import PlanError
 from homeops_gen.plan import OutputFile, TemplateRender, Text
 from homeops_gen.registry import register_generator
-from homeops_gen.schedule import Schedule
+from homeops_gen.schedule import Schedule, cron_fields
 
 __all__ = [
     "FORMAT",
@@ -92,9 +92,7 @@ def cron_schedule(schedule: Schedule) -> dict[str, str]:
             f"{schedule.description}: a TrueNAS task cannot run on the first weekday of a "
             "month only; use a cron expression without that restriction"
         )
-    from homeops_gen.schedule import _MACROS  # the five fields an @-macro stands for
-
-    fields = _MACROS.get(schedule.cron, schedule.cron).split()
+    fields = cron_fields(schedule.cron)
     return dict(zip(("minute", "hour", "dom", "month", "dow"), fields, strict=True))
 
 
