@@ -121,6 +121,7 @@ def sources(catalog: Catalog) -> list[Source]:
         DRILL_METRICS_JOB,
         INTEGRITY_METRICS_JOB,
     )
+    from homeops_gen.generators.drills import drill_folder
 
     found: list[Source] = []
 
@@ -138,8 +139,11 @@ def sources(catalog: Catalog) -> list[Source]:
                     f"{stack}/integrity-check.sh",
                     (("job", INTEGRITY_METRICS_JOB), *labels),
                 )
-            if service.drill is not None:
+            if service.drill is not None and service.drill.layer == "dump":
                 add(_DRILL, f"{stack}/drill.sh", (("job", DRILL_METRICS_JOB), *labels))
+        if service.drill is not None and service.drill.layer != "dump":
+            script = f"{drill_folder(service)}/drill.sh"
+            add(_DRILL, script, (("job", DRILL_METRICS_JOB), ("service", service.name)))
     settings = catalog.settings
     offsite = settings.offsite
     if offsite is not None:

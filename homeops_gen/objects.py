@@ -24,7 +24,12 @@ Left out, because they are not objects to apply as they are:
   user's;
 - ``kustomization.yaml``, ``cluster-patch.yaml`` and ``cluster-schema.yaml`` of a CNPG
   folder: kustomize's inputs (the Component and its patch of the user's own Cluster, or an
-  owned cluster's Kustomization), not objects.
+  owned cluster's Kustomization), not objects;
+- of a drill folder (``kubernetes/drills/<namespace>/<service>/``), its ``kustomization.yaml``
+  (whose configMapGenerator makes the ConfigMap of the script, which is therefore not among
+  the objects either) and the scratch objects the drill's script creates and deletes on each
+  run (``claim.yaml``, ``replicationdestination.yaml``, ``verify-job.yaml``,
+  ``cluster.json``); its ``rbac.yaml`` and ``cronjob.yaml`` are objects.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ EXCLUDED_PATTERNS = (
     "kubernetes/cnpg/*/*/kustomization.yaml",
     "kubernetes/cnpg/*/*/cluster-patch.yaml",
     "kubernetes/cnpg/*/*/cluster-schema.yaml",
+    "kubernetes/drills/*/*/kustomization.yaml",
+    "kubernetes/drills/*/*/claim.yaml",
+    "kubernetes/drills/*/*/replicationdestination.yaml",
+    "kubernetes/drills/*/*/verify-job.yaml",
 )
 _YAML_SUFFIXES = (".yaml", ".yml")
 

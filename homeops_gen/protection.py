@@ -258,6 +258,17 @@ DRILL_TITLES = {
     "every chunk of it (tsdb analyze --extended)",
     "vault": "unpacks the raft snapshot, verifies its SHA256SUMS and has vault operator raft "
     "snapshot inspect (offline) decode it",
+    "etcd": "verifies the snapshot against its SHA-256 file, has etcdutl snapshot status read "
+    "every page and etcdutl snapshot restore it (checking the hash the snapshot carries) into a "
+    "scratch data folder",
+}
+#: The drills that restore into scratch objects of the cluster (kubernetes/drills/).
+LAYER_DRILL_TITLES = {
+    "cnpg": "recovers the newest base backup and the WAL after it from the object store into "
+    "a scratch one-instance Cluster, runs the checks in it, then deletes it",
+    "volsync": "restores the newest Kopia snapshot into a scratch claim through a "
+    "ReplicationDestination, counts what came back and has kopia snapshot verify (and restic "
+    "check of the offsite copy) read the repositories back, then deletes it all",
 }
 
 
@@ -275,6 +286,8 @@ class RestoreDrill:
     checks: tuple[str, ...]
     #: The declared recovery time objective the drill's duration is held to.
     rto: dt.timedelta | None
+    #: What it restores: ``dump``, ``cnpg`` or ``volsync``.
+    layer: str = "dump"
 
     @property
     def when(self) -> str:
@@ -292,25 +305,27 @@ def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
     drill = service.drill
     if drill is None:
         return None
-    job = next((j for j in cron_jobs(catalog, service) if j.resource == "restore_drill"), None)
-    if job is None:
-        return None
+    if drill.layer == "dump":
+        job = next((j for j in cron_jobs(catalog, service) if j.resource == "restore_drill"), None)
+        if job is None:
+            return None
+        cronjob, title = job.name, DRILL_TITLES[service.engine]
+    else:
+        cronjob, title = f"{service.name}-restore-drill", LAYER_DRILL_TITLES[drill.layer]
     least = service.min_size_bytes
-    checks = [
-        f"the newest backup is at least {least} bytes"
-        if least > 1
-        else "the newest backup is not empty"
-    ]
+    what = "the newest backup" if drill.layer == "dump" else "the restored copy"
+    checks = [f"{what} is at least {least} bytes" if least > 1 else f"{what} is not empty"]
     checks += [check.what for check in drill.checks]
     if drill.min_keys is not None:
         checks.append(f"the restored data set holds at least {drill.min_keys} keys")
     if drill.min_files is not None:
         checks.append(f"the restored tree holds at least {drill.min_files} files")
     return RestoreDrill(
-        job.name,
+        cronjob,
         service.namespace,
         drill.schedule,
-        DRILL_TITLES[service.engine],
+        title,
         tuple(checks),
         service.rto,
+        drill.layer,
     )

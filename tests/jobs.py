@@ -41,7 +41,8 @@ _SOURCE_BESIDE = re.compile(r'^\. "\$\{0%/\*\}/([A-Za-z0-9_.-]+)"$', re.MULTILIN
 class Job:
     """One container of a generated ``kubernetes_cron_job_v1`` and the scripts it runs."""
 
-    #: The container's command: the image's shell and the path of the script it runs.
+    #: The container's command: the image's shell, the path of the script it runs and the
+    #: script's arguments (the etcd drill's phase).
     command: tuple[str, ...]
     #: Where the scripts ConfigMap is mounted, and its files (name: text).
     mount: str
@@ -74,7 +75,7 @@ class Job:
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in self.files.items():
             (folder / name).write_text(text, encoding="utf-8")
-        return [*shell_argv(self.shell), str(folder / self.entry)]
+        return [*shell_argv(self.shell), str(folder / self.entry), *self.command[2:]]
 
 
 def load_job(stack: Path, resource: str = "backup") -> Job:
@@ -85,8 +86,10 @@ def load_job(stack: Path, resource: str = "backup") -> Job:
     box = container(body, only)
     values = {k: v for k, v in env_of(box).items() if isinstance(v, str | SecretRef)}
     command = tuple(box["command"])
-    if len(command) != 2 or "args" in box:
-        raise ValueError(f"{stack.name}/{resource}: expected [shell, script], got {command!r}")
+    if len(command) < 2 or "args" in box:
+        raise ValueError(
+            f"{stack.name}/{resource}: expected [shell, script, *arguments], got {command!r}"
+        )
     mount, files = _scripts(stack, doc, body, box, PurePosixPath(command[1]).parent)
     if PurePosixPath(command[1]).name not in files:
         raise KeyError(f"{stack.name}/{resource}: {command[1]} is not in the scripts ConfigMap")

@@ -98,7 +98,8 @@ CNPG_INPUTS = {"kustomization.yaml", "cluster-patch.yaml", "cluster-schema.yaml"
 
 
 def is_native_object_file(relative: str) -> bool:
-    """The oracle's own choice of files: ``kubernetes/`` minus the Components and the drills."""
+    """The oracle's own choice of files: ``kubernetes/`` minus the Components, the CNPG
+    kustomize inputs and recovery, and a drill folder's kustomization and scratch objects."""
     parts = relative.split("/")
     return (
         parts[0] == "kubernetes"
@@ -106,6 +107,9 @@ def is_native_object_file(relative: str) -> bool:
         and parts[1] != "components"
         # kubernetes/cnpg/<namespace>/<cluster>/<file>; recovery/ below it is the drill
         and not (parts[1] == "cnpg" and (parts[-1] in CNPG_INPUTS or len(parts) > 5))
+        # kubernetes/drills/<namespace>/<service>/: the CronJob and its RBAC are applied; the
+        # kustomization and the scratch objects its script creates are not
+        and not (parts[1] == "drills" and parts[-1] not in ("rbac.yaml", "cronjob.yaml"))
     )
 
 

@@ -319,11 +319,11 @@ def test_schedule_table_says_what_dst_does() -> None:
         textwrap.dedent(
             """\
             - {name: a, namespace: a, storage: local-disk, churn: low, engine: etcd,
-               cadence: "30 2 * * *"}
+               cadence: "30 2 * * *", drill: false}
             - {name: b, namespace: b, storage: local-disk, churn: low, engine: etcd,
-               cadence: "30 1 * * *"}
+               cadence: "30 1 * * *", drill: false}
             - {name: c, namespace: c, storage: local-disk, churn: low, engine: etcd,
-               cadence: "30 3 * * *"}
+               cadence: "30 3 * * *", drill: false}
             """
         ),
         "  ",

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ from jobs import load_job
 
 STACKS = REPO / "out" / "terraform" / "stacks"
 RUNBOOKS = REPO / "out" / "docs" / "runbooks"
+DRILLS = REPO / "out" / "kubernetes" / "drills"
+#: Where the backup stacks mount their scripts ConfigMap.
+SCRIPTS_MOUNT = "/scripts"
 #: Builtins of bash and busybox ash that the scripts use.
 BUILTINS = frozenset(
     [
@@ -119,6 +123,23 @@ def scripts() -> Iterator[tuple[str, str, str]]:
         ]
         restore = (RUNBOOKS / f"restore-{stack.name}/restore.sh").read_text()
         yield f"{stack.name}/restore", runner["image"], restore
+    # The drills of scratch objects in the cluster: the CronJob's script, the verify Job's.
+    for folder in sorted(DRILLS.glob("*/*")):
+        yield from _drill_scripts(folder)
+
+
+def _drill_scripts(folder: Path) -> Iterator[tuple[str, str, str]]:
+    lib = (folder / "lib.sh").read_text()
+    for manifest in ("cronjob.yaml", "verify-job.yaml"):
+        if not (folder / manifest).exists():
+            continue
+        doc = yaml.safe_load((folder / manifest).read_text())
+        spec = doc["spec"]
+        pod = (spec["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else spec)["template"]
+        (box,) = pod["spec"]["containers"]
+        script = (folder / PurePosixPath(box["command"][-1]).name).read_text()
+        script = script.replace('. "${0%/*}/lib.sh"', lib)
+        yield f"{folder.name}/{manifest}", box["image"], script
 
 
 @pytest.mark.tool("shfmt")
@@ -141,6 +162,8 @@ def test_exec_form_containers_call_what_their_image_has() -> None:
     for stack in backup_stacks(STACKS):
         for body in find_resources(load_tf(stack / "backup.tf"), "kubernetes_cron_job_v1").values():
             for box in pod_spec(body).get("init_container", []):
+                if box["command"][1:2] and box["command"][1].startswith(f"{SCRIPTS_MOUNT}/"):
+                    continue  # the script in the image's shell (the etcd drill's prepare step)
                 assert box["command"][0] in table[box["image"]], (stack.name, box["name"])
                 found += 1
         manifest = yaml.safe_load((RUNBOOKS / f"restore-{stack.name}/job.yaml").read_text())
@@ -148,7 +171,7 @@ def test_exec_form_containers_call_what_their_image_has() -> None:
             if not box["command"][-1].endswith("restore.sh"):
                 assert box["command"][0] in table[box["image"]], (stack.name, box["name"])
                 found += 1
-    assert found == 3  # etcd: snapshot, check, restore
+    assert found == 5  # etcd: snapshot, check, restore; the drill's status and restore
 
 
 @pytest.mark.tool("shfmt")

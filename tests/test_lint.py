@@ -99,7 +99,7 @@ TRIGGERS = {
         "rto-not-measured",
         "warning",
         "rto",
-        "storage: local-disk\nchurn: low\nengine: etcd\nrto: 20m\n",
+        "storage: local-disk\nchurn: low\nengine: etcd\nrto: 20m\ndrill: false\n",
         says="no restore drill to measure it",
     ),
     "offsite-false": Trigger(

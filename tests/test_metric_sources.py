@@ -142,10 +142,13 @@ def test_the_grammar_walk_sees_every_selector() -> None:
 
 
 def _program_text(rendered: dict[str, bytes], path: str) -> str:
-    """A generated program and what it sources (the backup stacks' shared lib.sh)."""
+    """A generated program and what it sources: the backup stacks' shared lib.sh, or the
+    lib.sh a manifest drill's folder carries beside its script."""
     text = rendered[path].decode()
     if path.startswith("terraform/stacks/"):
         text += rendered["terraform/modules/backup-shell/lib.sh"].decode()
+    elif path.startswith("kubernetes/drills/"):
+        text += rendered[path.rsplit("/", 1)[0] + "/lib.sh"].decode()
     return text
 
 

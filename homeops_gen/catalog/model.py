@@ -16,6 +16,7 @@ from typing import Literal
 
 from homeops_gen.catalog.spec import (
     AlertRoutingSpec,
+    DrillsSpec,
     Engine,
     IscsiSpec,
     Method,
@@ -391,6 +392,8 @@ class Settings:
     #: alerts.
     shrink_fraction: float = 0.5
     shrink_runs: int = 7
+    #: How the CNPG and VolSync drills run (``settings.drills``).
+    drills: DrillsSpec = field(default_factory=DrillsSpec)
 
 
 @dataclass(frozen=True)
@@ -412,6 +415,9 @@ class Drill:
     checks: tuple[DrillCheck, ...] = ()
     min_keys: int | None = None
     min_files: int | None = None
+    #: What it restores: the dump (a Terraform CronJob beside the backup), the CNPG archive
+    #: or the VolSync repository (Kubernetes manifests in ``kubernetes/drills/``).
+    layer: str = "dump"
 
 
 @dataclass(frozen=True)

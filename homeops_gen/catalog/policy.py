@@ -270,6 +270,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         external_metrics=_external_metrics(spec),
         shrink_fraction=spec.backups.shrink_fraction,
         shrink_runs=spec.backups.shrink_runs,
+        drills=spec.drills,
         lvm_snapshots=lvm,
         zfs_snapshots=_resolve_zfs(resolver, spec),
         runbook_base_url=(spec.alerts.runbook_base_url or "").rstrip("/") or None,
@@ -1224,9 +1225,13 @@ def _resolve_integrity(
 
 #: Engines whose application-level backup has a restore drill.
 DRILL_ENGINES = frozenset(
-    {"postgresql", "mysql", "sqlite", "redis", "files", "vault", "prometheus"}
+    {"postgresql", "mysql", "sqlite", "redis", "files", "vault", "prometheus", "etcd"}
 )
 _SQL_DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite"})
+#: The backups a drill can restore, in the order the default takes the first one a service
+#: has: its dump, its CNPG archive (a scratch Cluster recovered from the object store), its
+#: VolSync repository (a ReplicationDestination into a scratch claim).
+DRILL_LAYERS: tuple[str, ...] = ("dump", "cnpg", "volsync")
 _BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTE_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -1239,9 +1244,21 @@ def parse_byte_size(text: str) -> int:
     return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""]
 
 
+def drill_layers(spec: ServiceSpec, methods: tuple[Method, ...]) -> tuple[str, ...]:
+    """The service's backups a restore drill exists for, in :data:`DRILL_LAYERS` order."""
+    found = []
+    if "dump" in methods and spec.engine in DRILL_ENGINES:
+        found.append("dump")
+    if "cnpg" in methods:
+        found.append("cnpg")
+    if "volsync" in methods:
+        found.append("volsync")
+    return tuple(found)
+
+
 def _has_drill(spec: ServiceSpec, methods: tuple[Method, ...]) -> bool:
-    """Whether the service's backup is one a restore drill exists for."""
-    return "dump" in methods and spec.engine in DRILL_ENGINES
+    """Whether the service has a backup that a restore drill exists for."""
+    return bool(drill_layers(spec, methods))
 
 
 def _resolve_drill(
@@ -1251,23 +1268,33 @@ def _resolve_drill(
     methods: tuple[Method, ...],
     origins: dict[str, Origin],
 ) -> Drill | None:
-    """The drill: on by default for a dump of an engine that has one, off with ``false``."""
+    """The drill: on by default for a backup that has one, off with ``false``."""
     asked = spec.drill
     where: Location = (*loc, "drill")
     if asked is False:
         origins["drill"] = Origin("catalog", "drill: false", where)
         return None
-    if not _has_drill(spec, methods):
+    layers = drill_layers(spec, methods)
+    if not layers:
         if asked is not None:
             why = (
-                "the service has no application-level backup to restore"
-                if "dump" not in methods
-                else f"restore drills exist for {', '.join(sorted(DRILL_ENGINES))}, "
+                "the service has no backup to restore"
+                if not methods
+                else f"restore drills of a dump exist for {', '.join(sorted(DRILL_ENGINES))}, "
                 f"not '{spec.engine}' yet"
             )
             resolver.report(where, why)
         return None
     block = asked if isinstance(asked, DrillSpec) else DrillSpec()
+    layer = layers[0]
+    if block.layer is not None:
+        if block.layer not in layers:
+            resolver.report(
+                (*where, "layer"),
+                f"the service has no {block.layer} backup to drill (it has: {', '.join(layers)})",
+            )
+            return None
+        layer = block.layer
     if block.cadence is not None:
         text, origin = block.cadence, Origin("catalog", "drill.cadence", (*where, "cadence"))
     else:
@@ -1275,24 +1302,45 @@ def _resolve_drill(
         origin = Origin("policy", f"a {spec.criticality} service is drilled {text}")
     origins["drill"] = origin
     schedule = resolver.cadence(text, f"{spec.name}-drill", origin.loc or where)
-    checks = _drill_checks(resolver, where, spec, block)
-    for field_name, engine in (("min_keys", "redis"), ("min_files", "files")):
-        if getattr(block, field_name) is not None and spec.engine != engine:
+    checks = _drill_checks(resolver, where, spec, block, layer)
+    applies = {"min_keys": layer == "dump" and spec.engine == "redis"}
+    applies["min_files"] = layer == "volsync" or (layer == "dump" and spec.engine == "files")
+    for field_name, ok in applies.items():
+        if getattr(block, field_name) is not None and not ok:
+            target = "redis dumps" if field_name == "min_keys" else "files dumps and VolSync"
             resolver.report(
-                (*where, field_name), f"{field_name} applies to {engine}, not '{spec.engine}'"
+                (*where, field_name),
+                f"{field_name} applies to {target}, not to the {layer} drill of '{spec.engine}'",
             )
     if schedule is None:
         return None
-    return Drill(schedule, checks, block.min_keys, block.min_files)
+    if layer != "dump" and schedule.first_weekday is not None:
+        # Only a script can skip the days 1-7 that are not the weekday; these drills' steps
+        # run in kubectl and the movers, and the etcd drill's in its tools image.
+        resolver.report(
+            origin.loc or where,
+            f"the {layer} drill cannot run on the first <weekday> of a month; "
+            "give drill.cadence a cron or a plain cadence",
+        )
+        return None
+    if layer == "dump" and spec.engine == "etcd" and schedule.first_weekday is not None:
+        resolver.report(
+            origin.loc or where,
+            "the etcd drill's etcdutl steps (init containers) cannot skip the days that are "
+            "not the first <weekday>; give drill.cadence a cron or a plain cadence",
+        )
+        return None
+    return Drill(schedule, checks, block.min_keys, block.min_files, layer)
 
 
 def _drill_checks(
-    resolver: _Resolver, where: Location, spec: ServiceSpec, block: DrillSpec
+    resolver: _Resolver, where: Location, spec: ServiceSpec, block: DrillSpec, layer: str
 ) -> tuple[DrillCheck, ...]:
-    if block.checks and spec.engine not in _SQL_DRILL_ENGINES:
+    if block.checks and (spec.engine not in _SQL_DRILL_ENGINES or layer == "volsync"):
         resolver.report(
             (*where, "checks"),
-            f"checks are SQL, for {', '.join(sorted(_SQL_DRILL_ENGINES))}, not '{spec.engine}'",
+            f"checks are SQL, for {', '.join(sorted(_SQL_DRILL_ENGINES))} dumps and CNPG, "
+            f"not the {layer} drill of '{spec.engine}'",
         )
         return ()
     databases: tuple[str, ...] = getattr(getattr(spec, spec.engine, None), "databases", ())

@@ -755,6 +755,22 @@ class BackupsSpec(Spec):
     shrink_runs: Annotated[int, Field(ge=2, le=100)] = 7
 
 
+class DrillsSpec(Spec):
+    """How the drills of CNPG archives and VolSync repositories run, catalog-wide."""
+
+    #: The drill's own pod: kubectl, a POSIX shell and curl (it drives the scratch objects
+    #: through the API and pushes the outcome).
+    kubectl_image: Image = "docker.io/alpine/k8s:1.32.3"
+    #: The VolSync drill's verify pod: the mover image, which carries kopia, restic and jq.
+    volsync_image: Image = "ghcr.io/perfectra1n/volsync:0.17.11"
+    #: Share of the files of the newest Kopia snapshots whose content the drill reads back
+    #: (``kopia snapshot verify --verify-files-percent``).
+    verify_files_percent: Annotated[int, Field(ge=1, le=100)] = 10
+    #: Share of the offsite restic repository's packs read back (``restic check
+    #: --read-data-subset``).
+    read_data_percent: Annotated[int, Field(ge=1, le=100)] = 5
+
+
 class SettingsSpec(Spec):
     #: IANA time zone the catalog's times are meant in: every CronJob's ``timeZone``, and
     #: the NAS's and the PVE host's clocks.
@@ -784,6 +800,7 @@ class SettingsSpec(Spec):
     iscsi: IscsiSpec = Field(default_factory=IscsiSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
     backups: BackupsSpec = Field(default_factory=BackupsSpec)
+    drills: DrillsSpec = Field(default_factory=DrillsSpec)
 
 
 # --- per-engine connection blocks -----------------------------------------------------------
@@ -985,6 +1002,10 @@ class DrillCheckSpec(Spec):
     query: SqlQuery | None = None
 
 
+#: The backups a restore drill exists for: a dump, a CNPG archive, a VolSync repository.
+DrillLayer = Literal["dump", "cnpg", "volsync"]
+
+
 class DrillSpec(Spec):
     """The service's restore drill: restore the newest backup into a scratch copy in the
     drill's own pod, check it, and report how long it took."""
@@ -995,8 +1016,11 @@ class DrillSpec(Spec):
     checks: tuple[DrillCheckSpec, ...] = ()
     #: Redis: the restored data set holds at least this many keys.
     min_keys: Annotated[int, Field(ge=0)] | None = None
-    #: files: the restored tree holds at least this many files.
+    #: files and VolSync: the restored tree holds at least this many files.
     min_files: Annotated[int, Field(ge=0)] | None = None
+    #: Which backup the drill restores when the service has more than one: its dump, its
+    #: CNPG archive or its VolSync repository (default: the first of these it has).
+    layer: DrillLayer | None = None
 
 
 def _drill_kind(value: object) -> str | None:

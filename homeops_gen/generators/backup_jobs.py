@@ -49,6 +49,7 @@ __all__ = [
     "generate_backup_stacks",
     "recipe",
     "scripts_config_map",
+    "shell_library",
 ]
 
 #: Where every backup job mounts its NFS backup volume and its stack's scripts ConfigMap.
@@ -141,6 +142,8 @@ class CronJob:
     #: that needs a tool the backup image lacks).
     image: str | None = None
     shell: str | None = None
+    #: Arguments after the script (the etcd drill's phase).
+    args: tuple[str, ...] = ()
 
 
 def _connection_env(service: Service) -> tuple[list[EnvVar], list[Mount], list[Volume]]:
@@ -224,7 +227,7 @@ def etcdctl_env(spec: EtcdSpec) -> tuple[EnvVar, ...]:
 
 
 def _init_containers(service: Service) -> tuple[InitContainer, ...]:
-    """etcd: the tools image takes the snapshot, then checks it (its hash and revision)."""
+    """etcd: the tools image takes the snapshot, then reads it through (its pages and revision)."""
     c = service.connection
     if not isinstance(c, EtcdSpec):
         return ()
@@ -324,8 +327,19 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 beside_app=service.job.beside_app,
             )
         )
-    if service.drill is not None:
+    if service.drill is not None and service.drill.layer == "dump":
         drill_image, drill_shell = DRILL_IMAGES.get(service.engine, (None, None))
+        drill_env = (
+            *common,
+            EnvVar("BACKUP_DIR", BACKUP_MOUNT),
+            EnvVar("SCRATCH_DIR", SCRATCH_MOUNT),
+            minimum,
+            *_drill_env(service),
+        )
+        drill_mounts = (
+            Mount("backup", BACKUP_MOUNT, read_only=True),
+            Mount("scratch", SCRATCH_MOUNT),
+        )
         jobs.append(
             CronJob(
                 resource="restore_drill",
@@ -335,19 +349,12 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
                 script=f"scripts/drill/{recipe(service)}.sh.j2",
                 file="drill.sh",
                 schedule=service.drill.schedule,
-                env=(
-                    *common,
-                    EnvVar("BACKUP_DIR", BACKUP_MOUNT),
-                    EnvVar("SCRATCH_DIR", SCRATCH_MOUNT),
-                    minimum,
-                    *_drill_env(service),
-                ),
+                env=drill_env,
                 # The backups, read-only, and a scratch folder: never the live service.
-                mounts=(
-                    Mount("backup", BACKUP_MOUNT, read_only=True),
-                    Mount("scratch", SCRATCH_MOUNT),
-                ),
+                mounts=drill_mounts,
                 volumes=(backup_volume, Volume("scratch", empty_dir=True)),
+                init_containers=_drill_init_containers(service, drill_env, drill_mounts),
+                args=("finish",) if service.engine == "etcd" else (),
                 metrics_job=DRILL_METRICS_JOB,
                 security_context=(
                     {**service.job.security_context, **DRILL_USERS[service.engine]}
@@ -359,6 +366,50 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
             )
         )
     return jobs
+
+
+def _drill_init_containers(
+    service: Service, env: tuple[EnvVar, ...], mounts: tuple[Mount, ...]
+) -> tuple[InitContainer, ...]:
+    """etcd: the script's prepare step, then the tools image's etcdutl (it has no shell)
+    checks the snapshot and restores it into a scratch data folder; the container runs the
+    script's finish step."""
+    c = service.connection
+    if not isinstance(c, EtcdSpec):
+        return ()
+    work = f"{SCRATCH_MOUNT}/{service.name}-drill"
+    scratch = (Mount("scratch", SCRATCH_MOUNT),)
+    scripts = Mount("scripts", SCRIPTS_MOUNT, read_only=True)
+    shell = service.job.shell
+    return (
+        InitContainer(
+            "prepare",
+            service.job.image,
+            (shell, f"{SCRIPTS_MOUNT}/drill.sh", "prepare"),
+            env,
+            (*mounts, scripts),
+        ),
+        InitContainer(
+            "status",
+            c.tools_image,
+            ("etcdutl", "snapshot", "status", f"{work}/snapshot.db", "--write-out=table"),
+            (),
+            scratch,
+        ),
+        InitContainer(
+            "restore",
+            c.tools_image,
+            (
+                "etcdutl",
+                "snapshot",
+                "restore",
+                f"{work}/snapshot.db",
+                f"--data-dir={work}/restored",
+            ),
+            (),
+            scratch,
+        ),
+    )
 
 
 def _drill_env(service: Service) -> list[EnvVar]:
@@ -404,6 +455,14 @@ def _job_context(catalog: Catalog, service: Service, job: CronJob) -> dict[str, 
     }
 
 
+def shell_library() -> TemplateRender:
+    """lib.sh, the helpers every backup and drill script sources."""
+    return TemplateRender(
+        "scripts/lib.sh.j2",
+        {"backup_metrics_job": BACKUP_METRICS_JOB, "drill_metrics_job": DRILL_METRICS_JOB},
+    )
+
+
 @register_generator("backup-jobs", description="out/terraform: backup CronJobs per service")
 def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
     services = [s for s in catalog.services if s.uses("dump")]
@@ -415,13 +474,7 @@ def generate_backup_stacks(catalog: Catalog) -> Iterator[OutputFile]:
                 TemplateRender(f"terraform/modules/nfs-backup-volume/{name}.j2"),
             )
     if services:
-        yield OutputFile(
-            f"{SHELL_MODULE}/lib.sh",
-            TemplateRender(
-                "scripts/lib.sh.j2",
-                {"backup_metrics_job": BACKUP_METRICS_JOB, "drill_metrics_job": DRILL_METRICS_JOB},
-            ),
-        )
+        yield OutputFile(f"{SHELL_MODULE}/lib.sh", shell_library())
         for name in ("outputs.tf", "versions.tf"):
             yield OutputFile(f"{SHELL_MODULE}/{name}", TemplateRender(f"{SHELL_MODULE}/{name}.j2"))
     for service in services:

@@ -53,6 +53,7 @@ __all__ = [
     "generate_cnpg",
     "recovery_cluster",
     "recovery_patch",
+    "recovery_source",
 ]
 
 _CNPG = "postgresql.cnpg.io/v1"
@@ -199,8 +200,8 @@ def cluster_patch(cluster: CnpgCluster) -> dict[str, Any]:
     }
 
 
-def _recovery(cluster: CnpgCluster) -> dict[str, Any]:
-    """``bootstrap`` and ``externalClusters`` of the cluster rebuilt from its archive."""
+def recovery_source(cluster: CnpgCluster) -> dict[str, Any]:
+    """The ``externalClusters`` entry ``origin``: the cluster's archive, read only."""
     origin: dict[str, Any] = {"name": "origin"}
     if cluster.mode == "plugin":
         origin["plugin"] = {
@@ -215,6 +216,12 @@ def _recovery(cluster: CnpgCluster) -> dict[str, Any]:
             **_barman_configuration(cluster),
             "serverName": cluster.server_name,
         }
+    return origin
+
+
+def _recovery(cluster: CnpgCluster) -> dict[str, Any]:
+    """``bootstrap`` and ``externalClusters`` of the cluster rebuilt from its archive."""
+    origin = recovery_source(cluster)
     recovery: dict[str, Any] = {"source": "origin"}
     if cluster.recovery_target_time is not None:
         recovery["recoveryTarget"] = {"targetTime": cluster.recovery_target_time}

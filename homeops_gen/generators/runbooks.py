@@ -269,11 +269,20 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
     return context
 
 
+#: What a drill of scratch objects proves restores, for the runbook.
+_DRILLED_LAYERS = {
+    "cnpg": "CNPG archive (the newest base backup and the WAL after it)",
+    "volsync": "newest Kopia snapshot VolSync took",
+}
+
+
 def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
     """The runbook's "Restore drill" section: the drill as generated and its own alerts."""
     drill = restore_drill(catalog, service)
     if drill is None:
         return None
+    from homeops_gen.generators.drills import drill_folder
+
     group = drill_group_name(service)
     alerts = [a.name for g in rule_groups(catalog) if g.name == group for a in g.alerts]
     schedule = drill.schedule
@@ -290,6 +299,9 @@ def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
         "alerts": alerts,
         "metrics_job": DRILL_METRICS_JOB,
         "deadline": service.job.active_deadline(schedule),
+        # A drill of scratch objects in the cluster has its own folder (kubernetes/drills/).
+        "layer": _DRILLED_LAYERS.get(drill.layer, ""),
+        "folder": drill_folder(service) if drill.layer != "dump" else "",
     }
 
 

@@ -32,6 +32,7 @@ resource "kubernetes_config_map_v1" "scripts" {
   data = {
     "lib.sh"    = module.shell.lib_sh
     "backup.sh" = file("${path.module}/backup.sh")
+    "drill.sh"  = file("${path.module}/drill.sh")
   }
 }
 
@@ -239,6 +240,223 @@ resource "kubernetes_cron_job_v1" "backup" {
 
             volume {
               name = "snapshot"
+              empty_dir {}
+            }
+
+            volume {
+              name = "scripts"
+              config_map {
+                name = kubernetes_config_map_v1.scripts.metadata[0].name
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+resource "kubernetes_cron_job_v1" "restore_drill" {
+  metadata {
+    name      = "etcd-restore-drill"
+    namespace = "kube-system"
+    labels = {
+      "app.kubernetes.io/name"       = "etcd"
+      "app.kubernetes.io/component"  = "restore-drill"
+      "app.kubernetes.io/managed-by" = "homeops_gen"
+    }
+  }
+
+  spec {
+    schedule                      = "16 0 * * 0"
+    timezone                      = "Europe/London"
+    concurrency_policy            = "Forbid"
+    starting_deadline_seconds     = 3600
+    successful_jobs_history_limit = 3
+    failed_jobs_history_limit     = 3
+
+    job_template {
+      metadata {}
+      spec {
+        backoff_limit           = 1
+        active_deadline_seconds = 14400
+
+        template {
+          metadata {
+            labels = {
+              "app.kubernetes.io/name"      = "etcd"
+              "app.kubernetes.io/component" = "restore-drill"
+            }
+          }
+          spec {
+            restart_policy = "Never"
+            node_selector = {
+              "node-role.kubernetes.io/control-plane" = ""
+            }
+
+            toleration {
+              key      = "node-role.kubernetes.io/control-plane"
+              operator = "Exists"
+              effect   = "NoSchedule"
+            }
+
+            security_context {
+              run_as_user  = "0"
+              run_as_group = "0"
+            }
+
+            init_container {
+              name    = "prepare"
+              image   = "docker.io/library/alpine:3.21.0"
+              command = ["/bin/sh", "/scripts/drill.sh", "prepare"]
+
+              env {
+                name  = "SERVICE"
+                value = "etcd"
+              }
+
+              env {
+                name  = "TZ"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
+              }
+
+              env {
+                name  = "PUSHGATEWAY_URL"
+                value = "http://prometheus-pushgateway.monitoring.svc.cluster.local:9091"
+              }
+
+              env {
+                name  = "BACKUP_DIR"
+                value = "/backup"
+              }
+
+              env {
+                name  = "SCRATCH_DIR"
+                value = "/scratch"
+              }
+
+              env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              volume_mount {
+                name       = "backup"
+                mount_path = "/backup"
+                read_only  = true
+              }
+
+              volume_mount {
+                name       = "scratch"
+                mount_path = "/scratch"
+                read_only  = false
+              }
+
+              volume_mount {
+                name       = "scripts"
+                mount_path = "/scripts"
+                read_only  = true
+              }
+            }
+
+            init_container {
+              name    = "status"
+              image   = "registry.k8s.io/etcd:3.5.17-0"
+              command = ["etcdutl", "snapshot", "status", "/scratch/etcd-drill/snapshot.db", "--write-out=table"]
+
+              volume_mount {
+                name       = "scratch"
+                mount_path = "/scratch"
+                read_only  = false
+              }
+            }
+
+            init_container {
+              name    = "restore"
+              image   = "registry.k8s.io/etcd:3.5.17-0"
+              command = ["etcdutl", "snapshot", "restore", "/scratch/etcd-drill/snapshot.db", "--data-dir=/scratch/etcd-drill/restored"]
+
+              volume_mount {
+                name       = "scratch"
+                mount_path = "/scratch"
+                read_only  = false
+              }
+            }
+
+            container {
+              name    = "restore-drill"
+              image   = "docker.io/library/alpine:3.21.0"
+              command = ["/bin/sh", "/scripts/drill.sh", "finish"]
+
+              env {
+                name  = "SERVICE"
+                value = "etcd"
+              }
+
+              env {
+                name  = "TZ"
+                value = "GMT0BST,M3.5.0/1,M10.5.0"
+              }
+
+              env {
+                name  = "PUSHGATEWAY_URL"
+                value = "http://prometheus-pushgateway.monitoring.svc.cluster.local:9091"
+              }
+
+              env {
+                name  = "BACKUP_DIR"
+                value = "/backup"
+              }
+
+              env {
+                name  = "SCRATCH_DIR"
+                value = "/scratch"
+              }
+
+              env {
+                name  = "MIN_SIZE_BYTES"
+                value = "1"
+              }
+
+              resources {
+                requests = {
+                  cpu    = "50m"
+                  memory = "64Mi"
+                }
+                limits = {
+                  memory = "1Gi"
+                }
+              }
+
+              volume_mount {
+                name       = "backup"
+                mount_path = "/backup"
+                read_only  = true
+              }
+
+              volume_mount {
+                name       = "scratch"
+                mount_path = "/scratch"
+                read_only  = false
+              }
+
+              volume_mount {
+                name       = "scripts"
+                mount_path = "/scripts"
+                read_only  = true
+              }
+            }
+
+            volume {
+              name = "backup"
+              persistent_volume_claim {
+                claim_name = module.backup_volume.claim_name
+                read_only  = false
+              }
+            }
+
+            volume {
+              name = "scratch"
               empty_dir {}
             }
 
