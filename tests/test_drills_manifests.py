@@ -217,15 +217,21 @@ def test_the_cronjob_runs_as_the_bound_account_with_what_it_creates(inline_out: 
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
         (volume,) = [v for v in pod["volumes"] if "configMap" in v]
         assert volume["configMap"]["name"] == built["ConfigMap"]["metadata"]["name"]
-        granted = {
-            (group, resource): set(rule["verbs"])
-            for rule in role["rules"]
-            for group in rule["apiGroups"]
-            for resource in rule["resources"]
-        }
-        for kind in SCRATCH[_layer(folder)].values():
+        granted: dict[tuple[str, str], set[str]] = {}
+        deletable: dict[tuple[str, str], set[str]] = {}
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    granted.setdefault((group, resource), set()).update(rule["verbs"])
+                    if "delete" in rule["verbs"]:
+                        # Deleting only what the drill creates: never the live objects.
+                        assert rule.get("resourceNames"), (folder.name, rule)
+                        deletable.setdefault((group, resource), set()).update(rule["resourceNames"])
+        for file, kind in SCRATCH[_layer(folder)].items():
             verbs = granted.get(RESOURCES[kind], set())
             assert {"create", "delete", "get", "watch"} <= verbs, (folder.name, kind)
+            name = _scratch_objects(folder)[file]["metadata"]["name"]
+            assert deletable[RESOURCES[kind]] == {name}, (folder.name, kind)
         # Nothing beyond the drill's own needs: no secrets, no wildcards, no cluster scope.
         assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in role["rules"])
         assert not any("secrets" in r["resources"] for r in role["rules"])

@@ -113,33 +113,40 @@ def cnpg_drill_cluster(service: Service, cluster: CnpgCluster) -> dict[str, Any]
     }
 
 
-def _role_rules(layer: str) -> list[dict[str, Any]]:
+def _role_rules(service: Service) -> list[dict[str, Any]]:
+    """Read what it must, create its scratch objects, delete only those (by name: RBAC
+    cannot restrict ``create`` by name, it can ``delete``)."""
+    assert service.drill is not None
     read = ["get", "list", "watch"]
-    if layer == "cnpg":
-        return [
-            {
-                "apiGroups": ["postgresql.cnpg.io"],
-                "resources": ["clusters"],
-                "verbs": [*read, "create", "delete"],
-            },
+    name = scratch_name(service)
+    if service.drill.layer == "cnpg":
+        made = [("postgresql.cnpg.io", "clusters", name)]
+        others = [
             {"apiGroups": [""], "resources": ["pods"], "verbs": read},
             {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
         ]
-    return [
-        {
-            "apiGroups": ["volsync.backube"],
-            "resources": ["replicationdestinations"],
-            "verbs": [*read, "create", "delete"],
-        },
-        {
-            "apiGroups": [""],
-            "resources": ["persistentvolumeclaims"],
-            "verbs": [*read, "create", "delete"],
-        },
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": [*read, "create", "delete"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": read},
-        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    ]
+    else:
+        made = [
+            ("volsync.backube", "replicationdestinations", name),
+            ("", "persistentvolumeclaims", name),
+            ("batch", "jobs", f"{name}-verify"),
+        ]
+        others = [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": read},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ]
+    rules: list[dict[str, Any]] = []
+    for group, resource, made_name in made:
+        rules.append({"apiGroups": [group], "resources": [resource], "verbs": [*read, "create"]})
+        rules.append(
+            {
+                "apiGroups": [group],
+                "resources": [resource],
+                "resourceNames": [made_name],
+                "verbs": ["delete"],
+            }
+        )
+    return rules + others
 
 
 def rbac_documents(service: Service) -> list[dict[str, Any]]:
@@ -153,7 +160,7 @@ def rbac_documents(service: Service) -> list[dict[str, Any]]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": metadata,
-            "rules": _role_rules(service.drill.layer),
+            "rules": _role_rules(service),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

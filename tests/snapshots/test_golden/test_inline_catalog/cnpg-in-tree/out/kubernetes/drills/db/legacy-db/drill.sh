@@ -28,7 +28,9 @@ seconds_left() {
 # Delete what a killed drill left behind, and wait until it is gone (the names are reused).
 clear_leftovers() {
   # shellcheck disable=SC2086
-  kubectl delete "$@" --ignore-not-found --wait=true --timeout="$(seconds_left)s" > /dev/null ||
+  # Foreground: the owned objects (the old pod and its claim) are gone before the names return.
+  kubectl delete "$@" --ignore-not-found --cascade=foreground --wait=true \
+    --timeout="$(seconds_left)s" > /dev/null ||
     fail "could not delete the scratch objects a previous drill left: $*"
 }
 
@@ -37,16 +39,26 @@ start_drill
 DRILL_NAME="$SERVICE"
 
 : "${SOURCE_CLUSTER:?}"
-# The live Cluster's image and size: the archive replays only into its own major version.
-image="$(kubectl get cluster "$SOURCE_CLUSTER" -o jsonpath='{.spec.imageName}')" ||
-  fail "could not read Cluster $SOURCE_CLUSTER"
-size="$(kubectl get cluster "$SOURCE_CLUSTER" -o jsonpath='{.spec.storage.size}')"
+# The live Cluster's image (by name or from its image catalog) and size: the archive replays
+# only into its own major version.
+# One field of the live Cluster (empty when it is not set).
+live() { kubectl get cluster "$SOURCE_CLUSTER" -o jsonpath="{.spec.$1}"; }
+image="$(live imageName)" || fail "could not read Cluster $SOURCE_CLUSTER"
+catalog_kind="$(live imageCatalogRef.kind)"
+catalog_name="$(live imageCatalogRef.name)"
+catalog_major="$(live imageCatalogRef.major)"
+size="$(live storage.size)"
 
 clear_leftovers "cluster/$SCRATCH"
 log "recovering the archive of $SOURCE_CLUSTER into the scratch Cluster $SCRATCH"
 SCRATCH_OBJECTS="cluster/$SCRATCH"
-jq --arg image "$image" --arg size "$size" \
-  '(if $image != "" then .spec.imageName = $image else . end)
+jq --arg image "$image" --arg size "$size" --arg kind "$catalog_kind" \
+  --arg catalog "$catalog_name" --arg major "$catalog_major" \
+  '(if $image != "" then .spec.imageName = $image
+    elif $catalog != "" then (del(.spec.imageName)
+      | .spec.imageCatalogRef = {apiGroup: "postgresql.cnpg.io", kind: $kind, name: $catalog,
+          major: ($major | tonumber)})
+    else . end)
    | (if $size != "" then .spec.storage.size = $size else . end)' \
   "$DRILL_FILES/cluster.json" | kubectl create -f - > /dev/null ||
   fail "could not create the scratch Cluster $SCRATCH"
