@@ -327,15 +327,19 @@ def test_a_mutated_generated_file_reports_every_mistake() -> None:
     """The four mutations at once, in a real generated cron job."""
     paths = sorted(REPO.glob("out/terraform/stacks/*/backup.tf"))
     assert paths
+    # Each mutation once, in the stack's first cron job (a stack holds its drill's too).
     text = paths[0].read_text(encoding="utf-8")
-    mutated, count = re.subn(r"\bconcurrency_policy(\s+=)", r"concurrency_polcy\1", text)
+    mutated, count = re.subn(r"\bconcurrency_policy(\s+=)", r"concurrency_polcy\1", text, count=1)
     assert count == 1
     mutated, count = re.subn(r'(\n\s*container \{\n)\s*name\s*=\s*"[^"]*"\n', r"\1", mutated)
     assert count >= 1
-    mutated, count = re.subn(r"(\n\s*)metadata \{\}", r"\1metadata = {}", mutated)
+    mutated, count = re.subn(r"(\n\s*)metadata \{\}", r"\1metadata = {}", mutated, count=1)
     assert count == 1
     mutated, count = re.subn(
-        r"starting_deadline_seconds(\s+)= (\d+)", r'starting_deadline_seconds\1= "\2"', mutated
+        r"starting_deadline_seconds(\s+)= (\d+)",
+        r'starting_deadline_seconds\1= "\2"',
+        mutated,
+        count=1,
     )
     assert count == 1
     doc = parse_tf(mutated)
