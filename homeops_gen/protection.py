@@ -300,7 +300,7 @@ class RestoreDrill:
 
 def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
     """The service's restore drill as generated (``None``: it has none)."""
-    from homeops_gen.generators.backup_jobs import cron_jobs
+    from homeops_gen.generators.backup_jobs import cron_jobs, drill_cronjob_name
 
     drill = service.drill
     if drill is None:
@@ -311,7 +311,7 @@ def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
             return None
         cronjob, title = job.name, DRILL_TITLES[service.engine]
     else:
-        cronjob, title = f"{service.name}-restore-drill", LAYER_DRILL_TITLES[drill.layer]
+        cronjob, title = drill_cronjob_name(service), LAYER_DRILL_TITLES[drill.layer]
     least = service.min_size_bytes
     what = "the newest backup" if drill.layer == "dump" else "the restored copy"
     checks = [f"{what} is at least {least} bytes" if least > 1 else f"{what} is not empty"]

@@ -43,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +51,7 @@ import yaml
 from conftest import MINIMAL_HEAD, REPO, require_tool
 from engines import EtcdServer, FakePushgateway, parse_samples
 from hcl import env_of, find_resources, module_doc, pod_spec
-from jobs import _scripts, backups, load_job, run_job, shell_argv
+from jobs import backups, load_job, run_job, shell_argv
 from test_etcd import CERT_DIR, SNAPSHOT_DIR, _pki
 from test_etcd import _init_containers as backup_init_containers
 
@@ -133,8 +133,7 @@ def load_pod(stack: Path, resource: str = "restore_drill") -> Pod:
     for volume in spec["volume"]:
         (kind,) = [k for k in volume if k != "name"]
         volumes[volume["name"]] = kind
-    entry = PurePosixPath(main["command"][1])
-    _, scripts = _scripts(stack, doc, body, main, entry.parent)
+    scripts = load_job(stack, resource).files
     (metadata,) = body["metadata"]
     return Pod(
         metadata["name"],

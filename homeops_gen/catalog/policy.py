@@ -1244,21 +1244,16 @@ def parse_byte_size(text: str) -> int:
     return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""]
 
 
-def drill_layers(spec: ServiceSpec, methods: tuple[Method, ...]) -> tuple[str, ...]:
-    """The service's backups a restore drill exists for, in :data:`DRILL_LAYERS` order."""
-    found = []
-    if "dump" in methods and spec.engine in DRILL_ENGINES:
-        found.append("dump")
-    if "cnpg" in methods:
-        found.append("cnpg")
-    if "volsync" in methods:
-        found.append("volsync")
-    return tuple(found)
+def _drill_layers(spec: ServiceSpec, methods: tuple[Method, ...]) -> tuple[str, ...]:
+    """The service's backups a restore drill exists for, in :data:`DRILL_LAYERS` order (a
+    dump's drill only for the engines that have one)."""
+    dump = spec.engine in DRILL_ENGINES
+    return tuple(m for m in DRILL_LAYERS if m in methods and (m != "dump" or dump))
 
 
 def _has_drill(spec: ServiceSpec, methods: tuple[Method, ...]) -> bool:
     """Whether the service has a backup that a restore drill exists for."""
-    return bool(drill_layers(spec, methods))
+    return bool(_drill_layers(spec, methods))
 
 
 def _resolve_drill(
@@ -1274,7 +1269,7 @@ def _resolve_drill(
     if asked is False:
         origins["drill"] = Origin("catalog", "drill: false", where)
         return None
-    layers = drill_layers(spec, methods)
+    layers = _drill_layers(spec, methods)
     if not layers:
         if asked is not None:
             why = (
@@ -1314,21 +1309,16 @@ def _resolve_drill(
             )
     if schedule is None:
         return None
-    if layer != "dump" and schedule.first_weekday is not None:
+    if schedule.first_weekday is not None and (layer != "dump" or spec.engine == "etcd"):
         # Only a script can skip the days 1-7 that are not the weekday; these drills' steps
         # run in kubectl and the movers, and the etcd drill's in its tools image.
-        resolver.report(
-            origin.loc or where,
-            f"the {layer} drill cannot run on the first <weekday> of a month; "
-            "give drill.cadence a cron or a plain cadence",
+        why = (
+            f"the {layer} drill cannot run on the first <weekday> of a month"
+            if layer != "dump"
+            else "the etcd drill's etcdutl steps (init containers) cannot skip the days that "
+            "are not the first <weekday>"
         )
-        return None
-    if layer == "dump" and spec.engine == "etcd" and schedule.first_weekday is not None:
-        resolver.report(
-            origin.loc or where,
-            "the etcd drill's etcdutl steps (init containers) cannot skip the days that are "
-            "not the first <weekday>; give drill.cadence a cron or a plain cadence",
-        )
+        resolver.report(origin.loc or where, f"{why}; give drill.cadence a cron or a plain cadence")
         return None
     return Drill(schedule, checks, block.min_keys, block.min_files, layer)
 

@@ -33,6 +33,7 @@ from homeops_gen.generators.backup_jobs import (
     BACKUP_METRICS_JOB,
     DRILL_METRICS_JOB,
     INTEGRITY_METRICS_JOB,
+    drill_cronjob_name,
 )
 from homeops_gen.metrics import dangling
 from homeops_gen.plan import OutputFile, YamlDocuments
@@ -370,7 +371,7 @@ def drill_alerts(service: Service, drill: Drill) -> list[Alert]:
     )
     run = WatchedRun(
         what,
-        f"{service.name}-restore-drill",
+        drill_cronjob_name(service),
         drill.schedule,
         "restore_drill_last_run_success",
         "RestoreDrillFailed",

@@ -46,6 +46,7 @@ __all__ = [
     "EnvVar",
     "backup_volume_name",
     "cron_jobs",
+    "drill_cronjob_name",
     "generate_backup_stacks",
     "recipe",
     "scripts_config_map",
@@ -269,6 +270,12 @@ def scripts_config_map(service: Service) -> str:
     return f"{service.name}-backup-scripts"
 
 
+def drill_cronjob_name(service: Service) -> str:
+    """The restore drill's CronJob (and, for a drill of cluster objects, its account, Role
+    and ConfigMap), whichever backup it restores."""
+    return f"{service.name}-restore-drill"
+
+
 def backup_volume_name(service: Service) -> str:
     """The ``name`` of the stack's NFS backup volume module: its PersistentVolumeClaim."""
     return f"{service.name}-backup"
@@ -343,7 +350,7 @@ def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
         jobs.append(
             CronJob(
                 resource="restore_drill",
-                name=f"{service.name}-restore-drill",
+                name=drill_cronjob_name(service),
                 component="restore-drill",
                 title=f"{service.engine} restore drill",
                 script=f"scripts/drill/{recipe(service)}.sh.j2",

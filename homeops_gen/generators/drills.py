@@ -29,7 +29,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, CnpgCluster, Service
-from homeops_gen.generators.backup_jobs import DRILL_METRICS_JOB, shell_library
+from homeops_gen.generators.backup_jobs import (
+    DRILL_METRICS_JOB,
+    drill_cronjob_name,
+    shell_library,
+)
 from homeops_gen.generators.cnpg import recovery_source
 from homeops_gen.generators.volsync import (
     REPOSITORY_MOUNT,
@@ -152,7 +156,7 @@ def _role_rules(service: Service) -> list[dict[str, Any]]:
 def rbac_documents(service: Service) -> list[dict[str, Any]]:
     """What the drill's pod may do: create, watch and delete its scratch objects."""
     assert service.drill is not None
-    name = f"{service.name}-restore-drill"
+    name = drill_cronjob_name(service)
     metadata = {"name": name, "namespace": service.namespace, "labels": _labels(service)}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
@@ -187,15 +191,13 @@ def _drill_env(catalog: Catalog, service: Service) -> dict[str, str]:
         "HOME": "/tmp",
         "DRILL_FILES": DRILL_FILES,
         "SCRATCH": scratch_name(service),
-        "MIN_SIZE_BYTES": str(service.min_size_bytes),
         # What the drill may wait for: its deadline, less time to clean up and report.
         "WAIT_SECONDS": str(max(60, deadline - 120)),
     }
     if drill.layer == "cnpg":
         assert service.cnpg is not None
         env["SOURCE_CLUSTER"] = service.cnpg.name
-    else:
-        env["MIN_FILES"] = str(drill.min_files if drill.min_files is not None else 0)
+        env["MIN_SIZE_BYTES"] = str(service.min_size_bytes)
     return env
 
 
@@ -203,7 +205,7 @@ def cronjob_document(catalog: Catalog, service: Service) -> dict[str, Any]:
     drill = service.drill
     assert drill is not None
     job = service.job
-    name = f"{service.name}-restore-drill"
+    name = drill_cronjob_name(service)
     pod: dict[str, Any] = {
         "serviceAccountName": name,
         "restartPolicy": "Never",
@@ -348,13 +350,7 @@ def _verify_job(
     )
     env += _secret_env(f"{service.name}-volsync", ("KOPIA_REPOSITORY", "KOPIA_PASSWORD"))
     if r2:
-        keys = (
-            "RESTIC_REPOSITORY",
-            "RESTIC_PASSWORD",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        )
-        env += _secret_env(f"{service.name}-volsync-r2", (*keys, "AWS_DEFAULT_REGION"))
+        env += _secret_env(f"{service.name}-volsync-r2", _R2_KEYS)
     repository = _repository_volume(values)["volumeSource"]["nfs"]
     return {
         "apiVersion": "batch/v1",
@@ -393,7 +389,7 @@ def _verify_job(
                         {"name": "repository", "nfs": {**repository, "readOnly": True}},
                         {
                             "name": "drill",
-                            "configMap": {"name": f"{service.name}-restore-drill"},
+                            "configMap": {"name": drill_cronjob_name(service)},
                         },
                         {"name": "tmp", "emptyDir": {}},
                     ],
@@ -420,7 +416,7 @@ def _kustomization(service: Service, files: list[str]) -> dict[str, Any]:
         "resources": ["./rbac.yaml", "./cronjob.yaml"],
         "configMapGenerator": [
             {
-                "name": f"{service.name}-restore-drill",
+                "name": drill_cronjob_name(service),
                 "files": files,
                 # The verify Job the script creates names it as is.
                 "options": {
@@ -433,10 +429,10 @@ def _kustomization(service: Service, files: list[str]) -> dict[str, Any]:
     }
 
 
-def _manifest(document: Mapping[str, Any], path: str) -> OutputFile:
-    if path.endswith(".json"):
-        return OutputFile(path, Text(json.dumps(document, indent=2) + "\n"))
-    return OutputFile(path, YamlDocuments((document,)))
+def _manifest(document: Mapping[str, Any], file: str) -> Text | YamlDocuments:
+    if file.endswith(".json"):
+        return Text(json.dumps(document, indent=2) + "\n")
+    return YamlDocuments((document,))
 
 
 @register_generator(
@@ -452,7 +448,7 @@ def generate_drills(catalog: Catalog) -> Iterator[OutputFile]:
         if service.drill.layer == "volsync":
             scripts.append("verify.sh")
         files = [*scripts, *objects]
-        cronjob = f"{service.name}-restore-drill"
+        cronjob = drill_cronjob_name(service)
         comment = (
             f"The restore drill of {service.name} ({service.drill.layer}): apply this folder "
             "(kubectl apply -k, or a Flux Kustomization); run it now with\n"
@@ -495,5 +491,4 @@ def generate_drills(catalog: Catalog) -> Iterator[OutputFile]:
                 subject=service.name,
             )
         for file, document in objects.items():
-            out = _manifest(document, f"{folder}/{file}")
-            yield OutputFile(out.path, out.payload, subject=service.name)
+            yield OutputFile(f"{folder}/{file}", _manifest(document, file), subject=service.name)

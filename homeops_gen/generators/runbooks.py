@@ -31,6 +31,7 @@ from homeops_gen.generators.backup_jobs import (
     recipe,
 )
 from homeops_gen.generators.cnpg import object_store_name
+from homeops_gen.generators.drills import drill_folder
 from homeops_gen.plan import OutputFile, TemplateRender, YamlDocuments
 from homeops_gen.protection import DUMP_TITLES, protection_layers, restore_drill
 from homeops_gen.registry import register_generator
@@ -281,8 +282,6 @@ def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
     drill = restore_drill(catalog, service)
     if drill is None:
         return None
-    from homeops_gen.generators.drills import drill_folder
-
     group = drill_group_name(service)
     alerts = [a.name for g in rule_groups(catalog) if g.name == group for a in g.alerts]
     schedule = drill.schedule

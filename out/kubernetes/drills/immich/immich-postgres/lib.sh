@@ -225,11 +225,9 @@ finish_drill() {
   exit "$status"
 }
 
-# Start the clock of a drill (the measured RTO runs from here to end_drill).
-start_drill() {
-  STARTED="$(date +%s)"
-  SIZE_BYTES=
-}
+# Start the clock of a drill (the measured RTO runs from here to end_drill). Before
+# end_drill, the engine sets SIZE_BYTES (what it restored from) and DRILL_NAME.
+start_drill() { STARTED="$(date +%s)"; }
 
 # Start a drill: the newest finished backup is $DRILL_BACKUP; it must not be below the
 # catalog's minimum size. The engine's block restores it into $SCRATCH_DIR.
@@ -268,16 +266,13 @@ end_drill() {
       "restore_drill_last_success_timestamp $ENDED" \
       "# TYPE restore_drill_last_run_success gauge" "restore_drill_last_run_success 1" \
       "# TYPE restore_drill_duration_seconds gauge" \
-      "restore_drill_duration_seconds $((ENDED - STARTED))"
-    if [ -n "${SIZE_BYTES:-}" ]; then
-      printf '%s\n' "# TYPE restore_drill_backup_size_bytes gauge" \
-        "restore_drill_backup_size_bytes $SIZE_BYTES"
-    fi
+      "restore_drill_duration_seconds $((ENDED - STARTED))" \
+      "# TYPE restore_drill_backup_size_bytes gauge" "restore_drill_backup_size_bytes $SIZE_BYTES"
     if [ -n "${DRILL_ITEMS:-}" ]; then
       printf '%s\n' "# TYPE restore_drill_restored_items gauge" \
         "restore_drill_restored_items $DRILL_ITEMS"
     fi
   } | push_metrics "$DRILL_GROUP"
   DRILL_PUSHED=1
-  log "drill of ${DRILL_NAME:-$SERVICE} passed in $((ENDED - STARTED)) s"
+  log "drill of $DRILL_NAME passed in $((ENDED - STARTED)) s"
 }
