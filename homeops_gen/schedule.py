@@ -186,7 +186,7 @@ def parse_cron(expr: str) -> tuple[CronField, ...]:
 
 
 #: The programs that fire a schedule (see :mod:`homeops_gen.schedules`).
-Runtime = Literal["cronjob", "volsync", "cnpg", "cron", "systemd"]
+Runtime = Literal["cronjob", "volsync", "kopiur", "cnpg", "cron", "systemd"]
 
 
 @dataclass(frozen=True)
@@ -239,12 +239,14 @@ class Schedule:
 
 @lru_cache(maxsize=8192)
 def _timing(schedule: Schedule) -> Timing:
-    from homeops_gen.schedules import cnpg, cronjob, host, volsync
+    from homeops_gen.schedules import cnpg, cronjob, host, kopiur, volsync
 
     if schedule.runtime == "cronjob":
         return cronjob.timing(schedule)
     if schedule.runtime == "volsync":
         return volsync.timing(schedule)
+    if schedule.runtime == "kopiur":
+        return kopiur.timing(schedule)
     if schedule.runtime == "cnpg":
         return cnpg.timing(schedule)
     return host.timing(schedule)  # "cron" or "systemd"
