@@ -6,7 +6,8 @@ croner walks wall-clock (naive) times and maps each matching one to an instant:
 
 - a wall time a spring-forward transition skips: for a *fixed-time* pattern (one minute and
   one hour, no wildcard or step) the run moves to the first valid instant after the gap,
-  the transition itself; for any other pattern that time is passed over (the run is lost);
+  the transition itself, if that instant's local date still matches (a gap that ends past
+  midnight loses it); for any other pattern that time is passed over (the run is lost);
 - a wall time a fall-back transition repeats: the first of its two instants, so every
   pattern runs once in the repeated hour (the next search starts from that first pass and
   walks on from its wall time).
@@ -85,7 +86,11 @@ def next_run(spec: Spec, after: int, loc: Zone, *, fixed: bool) -> int | None:
                     # Step forward to the first wall time that exists: the end of the gap.
                     before = loc.offset(candidate - 86400)  # the offset before the gap
                     upcoming = loc.next_transition(candidate - before - 86400)
-                    if upcoming is not None and upcoming > after:
+                    # Only if the end of the gap is still a matching day: a gap that ends
+                    # after midnight (America/Nuuk's, 23:00-24:00) loses the run.
+                    if upcoming is not None and upcoming > after and _day_matches(
+                        spec, _EPOCH + dt.timedelta(days=loc.wall(upcoming) // 86400)
+                    ):
                         return upcoming
                 continue
             later = [t for t in found if t > after]
