@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from homeops_gen.catalog.loader import CatalogPositions
 from homeops_gen.catalog.model import Catalog, Origin, Service
+from homeops_gen.catalog.policy import PVC_BLOCKS
 from homeops_gen.errors import Location
 from homeops_gen.plan import Plan
 from homeops_gen.protection import protection_layers
@@ -76,14 +77,25 @@ def _rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str,
             ("job.shell", service.job.shell, "job settings"),
         ]
     if service.uses("volsync") and service.volsync is not None:
-        rows += _volsync_rows(service, positions)
+        rows += _volsync_rows(service, positions, "volsync")
+    if service.uses("kopiur") and service.kopiur is not None:
+        rows += _volsync_rows(service, positions, "kopiur")
+        rows += _kopiur_rows(service, positions)
     return rows
 
 
-def _volsync_rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str, str]]:
-    app = service.volsync
+def _block_key(service: Service, positions: CatalogPositions) -> str:
+    """The key of the service's PVC block as written (``volsync``, ``kopiur`` or ``pvc``)."""
+    return next((k for k in PVC_BLOCKS if positions.has(("services", service.index, k))), "volsync")
+
+
+def _volsync_rows(
+    service: Service, positions: CatalogPositions, engine: str
+) -> list[tuple[str, str, str]]:
+    app = service.volsync if engine == "volsync" else service.kopiur
     assert app is not None
-    block: Location = ("services", service.index, "volsync")
+    key = _block_key(service, positions)
+    block: Location = ("services", service.index, key)
 
     def where(key: str, otherwise: str) -> str:
         loc = (*block, key)
@@ -98,15 +110,47 @@ def _volsync_rows(service: Service, positions: CatalogPositions) -> list[tuple[s
         else f"policy: StorageClass {app.storage_class} has no CSI snapshots"
     )
     derived = "policy: counts left out are derived from the retention"
-    rows = [
-        ("volsync.copy_method", app.copy_method, where("copy_method", method_default)),
-        ("volsync.retain", counts(app.retain), where("retain", derived)),
+    rows = []
+    if key == "pvc":
+        rows.append(("pvc.engine", engine, where("engine", "settings.pvc_engine")))
+    rows += [
+        (f"{key}.copy_method", app.copy_method, where("copy_method", method_default)),
+        (f"{key}.retain", counts(app.retain), where("retain", derived)),
     ]
     if app.r2_retain is not None:
-        rows.append(("volsync.r2_retain", counts(app.r2_retain), where("r2_retain", derived)))
+        rows.append((f"{key}.r2_retain", counts(app.r2_retain), where("r2_retain", derived)))
     else:
         why = "offsite excluded" if not service.offsite.included else "no R2 store"
-        rows.append(("volsync.r2", "none", f"policy: {why}"))
+        rows.append((f"{key}.r2", "none", f"policy: {why}"))
+    return rows
+
+
+def _kopiur_rows(service: Service, positions: CatalogPositions) -> list[tuple[str, str, str]]:
+    """What kopiur runs for the app besides its snapshots: both verifications."""
+    app = service.kopiur
+    assert app is not None
+    rows = []
+    if app.quick_verify is not None:
+        quick = app.quick_verify
+        gap = format_duration(quick.max_gap())
+        rows.append(
+            (
+                "kopiur.quick_verify",
+                f"{quick.timing.cron} {quick.zone}, largest gap {gap}",
+                "settings.kopiur.quick_verify_cadence",
+            )
+        )
+    if app.deep_verify is not None:
+        deep = app.deep_verify
+        rows.append(
+            (
+                "kopiur.deep_verify",
+                f"{deep.timing.cron} {deep.zone}, largest gap {format_duration(deep.max_gap())}",
+                "the restore drill's cadence (drill)",
+            )
+        )
+    else:
+        rows.append(("kopiur.deep_verify", "none", "policy: the app has no kopiur drill"))
     return rows
 
 

@@ -168,6 +168,8 @@ def _scheduled(catalog: Catalog) -> Iterator[tuple[Schedule, Location, str, str]
             yield s.schedule, where, s.name, "backup"
         if s.volsync is not None and s.uses("volsync"):
             yield s.volsync.schedule, where, s.name, "VolSync sync"
+        if s.kopiur is not None and s.uses("kopiur"):
+            yield s.kopiur.schedule, where, s.name, "kopiur snapshot"
         if s.cnpg is not None and s.uses("cnpg"):
             yield s.cnpg.base_schedule, where, s.name, "CNPG base backup"
         if s.integrity is not None:
@@ -220,7 +222,9 @@ def alerts_without_runbook_url(catalog: Catalog) -> Iterator[LintFinding]:
     """Alerts link their service's runbook only when the catalog says where it is published."""
     if catalog.settings.runbook_base_url is not None:
         return
-    linked = [s for s in catalog.services if s.uses("dump") or s.uses("volsync") or s.uses("cnpg")]
+    linked = [
+        s for s in catalog.services if any(s.uses(m) for m in ("dump", "volsync", "kopiur", "cnpg"))
+    ]
     if linked:
         yield LintFinding(
             "alerts-without-runbook-url",

@@ -2,7 +2,7 @@
 
 A metric is produced either by a program homeops_gen generates (the backup, integrity and
 restore drill scripts, the NAS's offsite sync, the NAS monitor, the PVE host's LVM snapshot
-script), or by a program of the stack (kube-state-metrics, node_exporter, VolSync,
+script), or by a program of the stack (kube-state-metrics, node_exporter, VolSync, kopiur,
 CloudNativePG and its barman-cloud plugin), which the catalog may name in
 ``settings.alerts.external_metrics``. A :class:`Source` may produce a metric only for some
 label values: the offsite sync's ``sync="full"`` series comes from the sync script or from
@@ -45,6 +45,13 @@ STACK_EXPORTERS: Mapping[str, tuple[str, ...]] = {
     "node-exporter": ("node_filesystem_avail_bytes", "node_filesystem_size_bytes"),
     # VolSync's operator.
     "volsync": ("volsync_volume_out_of_sync",),
+    # kopiur's operator (its telemetry: a policy's last good backup and outcome, the last
+    # good verification of its snapshots).
+    "kopiur": (
+        "kopiur_policy_last_backup_success_timestamp_seconds",
+        "kopiur_snapshot_verified_timestamp_seconds",
+        "kopiur_snapshotpolicy_last_backup_success",
+    ),
     # CloudNativePG's instance manager (its default pg_stat_archiver query) and, for
     # clusters backed up in-tree, its collector.
     "cloudnative-pg": (
@@ -141,7 +148,7 @@ def sources(catalog: Catalog) -> list[Source]:
                 )
             if service.drill is not None and service.drill.layer == "dump":
                 add(_DRILL, f"{stack}/drill.sh", (("job", DRILL_METRICS_JOB), *labels))
-        if service.drill is not None and service.drill.layer != "dump":
+        if service.drill is not None and service.drill.layer in ("cnpg", "volsync"):
             script = f"{drill_folder(service)}/drill.sh"
             add(_DRILL, script, (("job", DRILL_METRICS_JOB), ("service", service.name)))
     settings = catalog.settings

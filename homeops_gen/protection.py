@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.catalog.model import Catalog, Service, VolsyncApp
 from homeops_gen.schedule import Schedule, format_duration
 
 __all__ = [
@@ -33,7 +33,18 @@ __all__ = [
     "restore_drill",
 ]
 
-LayerKind = Literal["zfs", "lvm", "dump", "volsync", "cnpg-wal", "cnpg-base", "nas-sync", "r2"]
+LayerKind = Literal[
+    "zfs",
+    "lvm",
+    "dump",
+    "volsync",
+    "kopiur",
+    "cnpg-wal",
+    "cnpg-base",
+    "nas-sync",
+    "r2",
+    "kopiur-r2",
+]
 
 #: CloudNativePG's default ``archive_timeout``: a WAL segment is archived at least this often.
 WAL_ARCHIVE_TIMEOUT = dt.timedelta(minutes=5)
@@ -121,6 +132,41 @@ def _keeps(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {period}" for period, n in counts.items() if n) or "nothing"
 
 
+def _pvc_layers(
+    service: Service,
+    app: VolsyncApp,
+    local: tuple[LayerKind, str],
+    offsite: tuple[LayerKind, str],
+) -> list[Layer]:
+    """The layers of a PVC copy (VolSync's or kopiur's): the local repository and, for an
+    app copied offsite, R2; ``local`` and ``offsite`` are each layer's kind and title."""
+    keeps = _keeps(app.retain) if app.retain_set else str(service.retention)
+    layers = [
+        Layer(
+            *local,
+            when(app.schedule),
+            keeps,
+            app.schedule.max_gap(),
+            False,
+            schedules=(app.schedule,),
+        )
+    ]
+    # None for an app kept out of the offsite copies: no R2 layer, nothing claimed.
+    if app.r2_schedule is not None:
+        r2_keeps = app.r2_retain if app.r2_retain_set else None
+        layers.append(
+            Layer(
+                *offsite,
+                when(app.r2_schedule),
+                _keeps(r2_keeps) if r2_keeps else str(service.retention),
+                app.r2_schedule.max_gap(),
+                True,
+                schedules=(app.r2_schedule,),
+            )
+        )
+    return layers
+
+
 def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
     layers: list[Layer] = []
     schedule = service.schedule
@@ -138,33 +184,21 @@ def _method_layers(catalog: Catalog, service: Service) -> list[Layer]:
                 schedules=(schedule,),
             )
         )
-    volsync = service.volsync
-    if service.uses("volsync") and volsync is not None:
-        layers.append(
-            Layer(
-                "volsync",
-                "VolSync Kopia (NFS)",
-                when(volsync.schedule),
-                _keeps(volsync.retain) if volsync.retain_set else str(service.retention),
-                volsync.schedule.max_gap(),
-                False,
-                schedules=(volsync.schedule,),
-            )
+    if service.uses("volsync") and service.volsync is not None:
+        layers += _pvc_layers(
+            service,
+            service.volsync,
+            ("volsync", "VolSync Kopia (NFS)"),
+            ("r2", "VolSync restic (R2)"),
         )
-        # None for an app kept out of the offsite copies: no R2 layer, nothing claimed.
-        if volsync.r2_schedule is not None:
-            r2_keeps = volsync.r2_retain if volsync.r2_retain_set else None
-            layers.append(
-                Layer(
-                    "r2",
-                    "VolSync restic (R2)",
-                    when(volsync.r2_schedule),
-                    _keeps(r2_keeps) if r2_keeps else str(service.retention),
-                    volsync.r2_schedule.max_gap(),
-                    True,
-                    schedules=(volsync.r2_schedule,),
-                )
-            )
+    if service.uses("kopiur") and service.kopiur is not None:
+        k = catalog.settings.kopiur
+        layers += _pvc_layers(
+            service,
+            service.kopiur,
+            ("kopiur", f"kopiur Kopia (NFS, {k.repository})"),
+            ("kopiur-r2", f"kopiur Kopia (R2, {k.r2_repository})"),
+        )
     cluster = service.cnpg
     if service.uses("cnpg") and cluster is not None:
         base = cluster.base_schedule
@@ -266,6 +300,8 @@ DRILL_TITLES = {
 LAYER_DRILL_TITLES = {
     "cnpg": "recovers the newest base backup and the WAL after it from the object store into "
     "a scratch one-instance Cluster, runs the checks in it, then deletes it",
+    "kopiur": "restores the newest snapshot into a scratch claim of the app's size and class, "
+    "and fails unless the files came back with matching checksums (successExpr)",
     "volsync": "restores the newest Kopia snapshot into a scratch claim through a "
     "ReplicationDestination, counts what came back and has kopia snapshot verify (and restic "
     "check of the offsite copy) read the repositories back, then deletes it all",
@@ -286,8 +322,10 @@ class RestoreDrill:
     checks: tuple[str, ...]
     #: The declared recovery time objective the drill's duration is held to.
     rto: dt.timedelta | None
-    #: What it restores: ``dump``, ``cnpg`` or ``volsync``.
+    #: What it restores: ``dump``, ``cnpg``, ``volsync`` or ``kopiur``.
     layer: str = "dump"
+    #: The kind of object that runs it (kopiur's deep verification is a SnapshotPolicy's).
+    runner: str = "CronJob"
 
     @property
     def when(self) -> str:
@@ -295,7 +333,7 @@ class RestoreDrill:
 
     def describe(self) -> str:
         """``<cron> <zone>, CronJob `ns/name```: when and what runs it, in one line."""
-        return f"{self.when}, CronJob `{self.namespace}/{self.cronjob}`"
+        return f"{self.when}, {self.runner} `{self.namespace}/{self.cronjob}`"
 
 
 def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
@@ -305,6 +343,26 @@ def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
     drill = service.drill
     if drill is None:
         return None
+    schedule, runner = drill.schedule, "CronJob"
+    if drill.layer == "kopiur":
+        if service.kopiur is None or service.kopiur.deep_verify is None:
+            return None
+        schedule, runner = service.kopiur.deep_verify, "SnapshotPolicy"
+        checks = [
+            "no verify errors, and at least "
+            f"{service.kopiur.min_files} restored file{'s' if service.kopiur.min_files > 1 else ''}"
+            " with matching checksums"
+        ]
+        return RestoreDrill(
+            service.name,
+            service.namespace,
+            schedule,
+            LAYER_DRILL_TITLES["kopiur"],
+            tuple(checks),
+            service.rto,
+            "kopiur",
+            runner,
+        )
     if drill.layer == "dump":
         job = next((j for j in cron_jobs(catalog, service) if j.resource == "restore_drill"), None)
         if job is None:

@@ -151,7 +151,7 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
                     "SQLiteIntegrityCheckNeverSucceeded",
                 }
             assert names[f"backup-{service.name}"] == expected
-        if service.drill is not None:
+        if service.drill is not None and service.drill.layer != "kopiur":
             drill = {
                 "RestoreDrillStale",
                 "RestoreDrillNeverSucceeded",
@@ -169,6 +169,21 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
             assert sources == {service.name} | ({f"{service.name}-r2"} if copied else set())
             for rule in groups[f"volsync-{service.name}"]:
                 assert 'role="source"' in rule["expr"]  # bootstrap destinations never sync
+        if service.uses("kopiur"):
+            # kopiur drills itself (deep verification): its verification alert is the drill's.
+            assert service.kopiur is not None
+            assert f"drill-{service.name}" not in names
+            kopiur = {"KopiurBackupStale", "KopiurBackupNeverSucceeded", "KopiurBackupFailed"}
+            kopiur.add("KopiurVerificationStale")
+            policies = {service.name}
+            if service.kopiur.r2_schedule is not None:
+                kopiur |= {
+                    f"KopiurOffsite{n.removeprefix('Kopiur')}"
+                    for n in kopiur - {"KopiurVerificationStale"}
+                }
+                policies.add(f"{service.name}-r2")
+            assert names[f"kopiur-{service.name}"] == kopiur
+            assert {r["labels"]["policy"] for r in groups[f"kopiur-{service.name}"]} == policies
         if service.uses("cnpg"):
             assert service.cnpg is not None
             assert names[f"cnpg-{service.cnpg.key}"] == {

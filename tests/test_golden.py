@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
+from pvc_catalogs import KOPIUR_ONLY, MIXED_ENGINES, VOLSYNC_ONLY
 from test_cnpg import LEGACY, OWNED
 
 from homeops_gen import build_plan, load_catalog, load_catalog_text, render_plan
@@ -43,6 +44,10 @@ INLINE_CATALOGS = {
     "small": SMALL_CATALOG,
     "cnpg-in-tree": LEGACY,
     "cnpg-owned": OWNED,
+    # PVC copies by one engine, the other, and both side by side.
+    "kopiur-only": KOPIUR_ONLY,
+    "volsync-only": VOLSYNC_ONLY,
+    "mixed-engines": MIXED_ENGINES,
 }
 
 

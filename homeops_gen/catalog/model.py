@@ -33,6 +33,8 @@ __all__ = [
     "Drill",
     "DrillCheck",
     "JobSettings",
+    "KopiurApp",
+    "KopiurSettings",
     "LvmSnapshots",
     "Offsite",
     "OffsiteSync",
@@ -211,6 +213,54 @@ class VolsyncApp:
 
 
 @dataclass(frozen=True)
+class KopiurApp(VolsyncApp):
+    """One app's kopiur values: what its Flux Kustomization substitutes into the component.
+    Its schedules are run by kopiur (``runtime="kopiur"``, in the catalog's zone)."""
+
+    #: Blob-level verification of its snapshots (``verification.quick``).
+    quick_verify: Schedule | None = None
+    #: The scratch restore (``verification.deep``): its restore drill (``None``: no drill).
+    deep_verify: Schedule | None = None
+    #: A verification passes with at least this many files (``successExpr``).
+    min_files: int = 1
+
+
+@dataclass(frozen=True)
+class KopiurSettings:
+    """Defaults of the kopiur component and its repositories (``settings.kopiur``, with the
+    storage defaults of ``settings.volsync``)."""
+
+    repository: str
+    nfs_server: str
+    nfs_path: str
+    r2_repository: str
+    #: The offsite object store (``None``: no offsite repository).
+    r2: ObjectStoreSpec | None
+    namespace: str
+    secret_store_kind: str
+    secret_store_name: str
+    secret_key: str
+    r2_secret_key: str
+    compression: str
+    cache_mode: str
+    cache_storage_class: str
+    cache_capacity: str
+    storage_class: str
+    #: ``None``: the default class has no CSI snapshots.
+    snapshot_class: str | None
+    copy_method: str
+    uid: int
+    gid: int
+    verify_files_percent: int
+    maintenance_full: Schedule
+    maintenance_quick: Schedule
+    on_missing_snapshot: str
+    flux_namespace: str
+    #: The zone every kopiur cron is read in (the catalog's; kopiur honours it).
+    timezone: str
+
+
+@dataclass(frozen=True)
 class ZfsSnapshots:
     """One TrueNAS periodic snapshot task."""
 
@@ -361,6 +411,7 @@ class Settings:
     nfs_capacity: str
     nfs_volume_module: NfsVolumeModule
     volsync: VolsyncSettings
+    kopiur: KopiurSettings
     secret_store_kind: str
     secret_store_name: str
     #: Garage's ``s3_region`` (settings.garage, else the region of the Garage object store).
@@ -457,6 +508,7 @@ class Service:
     rto: dt.timedelta | None = None
     #: A backup smaller than this many bytes fails.
     min_size_bytes: int = 1
+    kopiur: KopiurApp | None = None
 
     def uses(self, method: Method) -> bool:
         return method in self.methods

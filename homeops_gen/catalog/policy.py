@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from homeops_gen.catalog.model import (
     Catalog,
@@ -24,6 +24,8 @@ from homeops_gen.catalog.model import (
     Drill,
     DrillCheck,
     JobSettings,
+    KopiurApp,
+    KopiurSettings,
     LvmSnapshots,
     NfsVolumeModule,
     Offsite,
@@ -50,6 +52,8 @@ from homeops_gen.catalog.spec import (
     ObjectStoreSpec,
     OffsiteSettingsSpec,
     PostgresqlSpec,
+    PvcEngine,
+    PvcSpec,
     ResourcesSpec,
     SecretRef,
     SecurityContextSpec,
@@ -59,6 +63,7 @@ from homeops_gen.catalog.spec import (
     Spec,
     TolerationSpec,
     VolsyncRetainSpec,
+    VolsyncSpec,
 )
 from homeops_gen.errors import Finding, Location
 from homeops_gen.schedule import (
@@ -260,6 +265,9 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
     volsync = _resolve_volsync_settings(resolver, spec)
     if volsync is None:
         return None
+    kopiur = _resolve_kopiur_settings(resolver, spec, volsync)
+    if kopiur is None:
+        return None
     garage_stores = [st for _, st in sorted(spec.object_stores.items()) if st.provider == "garage"]
     lvm = _resolve_lvm(resolver, spec)
     truenas = _resolve_truenas(resolver, spec)
@@ -282,6 +290,7 @@ def _resolve_settings(resolver: _Resolver, spec: SettingsSpec) -> Settings | Non
         alert_routing=spec.alerts.routing,
         iscsi=spec.iscsi,
         volsync=volsync,
+        kopiur=kopiur,
         secret_store_kind=spec.secret_store.kind,
         secret_store_name=spec.secret_store.name,
         garage_s3_region=(
@@ -493,8 +502,23 @@ def _resolve_zfs(resolver: _Resolver, spec: SettingsSpec) -> tuple[ZfsSnapshots,
 
 
 def _resolve_stale_after(
-    resolver: _Resolver, loc: Location, spec: ServiceSpec, schedule: Schedule, job: JobSettings
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    schedule: Schedule,
+    job: JobSettings,
+    snapshots: Schedule | None = None,
 ) -> tuple[timedelta, Origin]:
+    """When the last good backup is stale. ``snapshots``: the kopiur schedule of an app whose
+    only backup kopiur takes (its alerts watch kopiur's runs, not a job's)."""
+    if snapshots is not None:
+        schedule = snapshots
+    if spec.stale_after is None and snapshots is not None:
+        return alert_threshold(snapshots), Origin(
+            "policy",
+            "the largest real gap between kopiur's runs (DST included) plus the time a "
+            "snapshot may take",
+        )
     if spec.stale_after is None:
         return alert_threshold(schedule, job.run_allowance(schedule)), Origin(
             "policy",
@@ -604,6 +628,60 @@ def _resolve_volsync_settings(resolver: _Resolver, spec: SettingsSpec) -> Volsyn
     )
 
 
+def _resolve_kopiur_settings(
+    resolver: _Resolver, spec: SettingsSpec, volsync: VolsyncSettings
+) -> KopiurSettings | None:
+    k = spec.kopiur
+    loc: Location = ("settings", "kopiur")
+    full = resolver.cadence(
+        k.maintenance_cadence, "kopiur-maintenance", (*loc, "maintenance_cadence"), "kopiur"
+    )
+    quick = resolver.cadence(
+        k.maintenance_quick_cadence,
+        "kopiur-maintenance-quick",
+        (*loc, "maintenance_quick_cadence"),
+        "kopiur",
+    )
+    resolver.cadence(
+        k.quick_verify_cadence, "kopiur-verify", (*loc, "quick_verify_cadence"), "kopiur"
+    )
+    resolver.cadence(k.r2_cadence, "kopiur-r2", (*loc, "r2_cadence"), "kopiur")
+    if k.repository == k.r2_repository:
+        resolver.report(
+            (*loc, "r2_repository"),
+            f"the offsite ClusterRepository needs a name of its own, not '{k.repository}'",
+        )
+    if full is None or quick is None:
+        return None
+    return KopiurSettings(
+        repository=k.repository,
+        nfs_server=spec.nfs.server,
+        nfs_path=k.nfs_path or f"{spec.nfs.backup_root.rstrip('/')}/kopiur",
+        r2_repository=k.r2_repository,
+        r2=volsync.r2,
+        namespace=k.namespace,
+        secret_store_kind=spec.secret_store.kind,
+        secret_store_name=spec.secret_store.name,
+        secret_key=k.secret_key,
+        r2_secret_key=k.r2_secret_key,
+        compression=k.compression,
+        cache_mode=k.cache_mode,
+        cache_storage_class=volsync.cache_storage_class,
+        cache_capacity=volsync.cache_capacity,
+        storage_class=volsync.storage_class,
+        snapshot_class=volsync.snapshot_class,
+        copy_method=volsync.copy_method,
+        uid=volsync.uid,
+        gid=volsync.gid,
+        verify_files_percent=k.verify_files_percent,
+        maintenance_full=full,
+        maintenance_quick=quick,
+        on_missing_snapshot=k.on_missing_snapshot,
+        flux_namespace=volsync.flux_namespace,
+        timezone=resolver.zone,
+    )
+
+
 #: Kubernetes StorageClasses known to have neither CSI snapshots nor CSI clones (their
 #: provisioners are not CSI drivers): only copyMethod Direct works on them.
 NO_CSI_SNAPSHOTS = {
@@ -644,11 +722,11 @@ def _retain(
 
 
 def _copy_method(
-    resolver: _Resolver, where: Location, spec: ServiceSpec, storage_class: str, snapshots: bool
+    resolver: _Resolver, where: Location, block: VolsyncSpec, storage_class: str, snapshots: bool
 ) -> str:
-    """The sources' copyMethod: the service's, else settings.volsync's where the class can
+    """The sources' copyMethod: the block's, else settings.volsync's where the class can
     take it, else Direct; a method the class cannot take is an error."""
-    method = spec.volsync.copy_method if spec.volsync is not None else None
+    method = block.copy_method
     no_csi = NO_CSI_SNAPSHOTS.get(storage_class)
     possible = {"Direct"} | (set() if no_csi else {"Clone"})
     if snapshots:
@@ -673,39 +751,42 @@ def _resolve_volsync(
     spec: ServiceSpec,
     schedule: Schedule | None,
     retention: Retention | None,
+    engine: PvcEngine = "volsync",
 ) -> VolsyncApp | None:
-    """One app's VolSync values, from its volsync block and settings.volsync."""
-    if spec.volsync is None:
+    """One app's VolSync (or kopiur) values, from its PVC block and settings.volsync."""
+    found = pvc_block(spec, resolver.settings.pvc_engine)
+    if found is None or found[0] != engine:
         return None
-    v, defaults = spec.volsync, resolver.settings.volsync
+    _, key, v = found
+    defaults = resolver.settings.volsync
     where: Location = (*loc, "cadence")
-    own = resolver.runs_as(schedule, "volsync", where) if schedule is not None else None
+    own = resolver.runs_as(schedule, engine, where) if schedule is not None else None
     if own is None:
         return None
-    if not VOLSYNC_CRON.match(own.timing.cron):
+    if engine == "volsync" and not VOLSYNC_CRON.match(own.timing.cron):
         resolver.report(
             where,
             f"VolSync cannot run cron {own.timing.cron!r}: its CRD takes numbers, single "
             "ranges, lists and steps only",
         )
-    block: Location = (*loc, "volsync")
+    block: Location = (*loc, key)
     classes = defaults.classes.get(spec.storage)
     storage_class = classes.storage_class if classes else spec.storage
     snapshot_class = classes.snapshot_class if classes else f"{spec.storage}-snapshot"
     if storage_class in NO_CSI_SNAPSHOTS:
         snapshot_class = None
     copy_method = _copy_method(
-        resolver, (*block, "copy_method"), spec, storage_class, snapshot_class is not None
+        resolver, (*block, "copy_method"), v, storage_class, snapshot_class is not None
     )
     offsite, _ = _resolve_offsite(spec, loc)
     r2_schedule = None
     if _r2_store(resolver.settings) is not None and offsite.included:
-        r2_schedule = resolver.cadence(
-            defaults.r2_cadence,
-            f"{spec.name}-r2",
-            ("settings", "volsync", "r2_cadence"),
-            "volsync",
+        r2_cadence = (
+            (defaults.r2_cadence, ("settings", "volsync", "r2_cadence"))
+            if engine == "volsync"
+            else (resolver.settings.kopiur.r2_cadence, ("settings", "kopiur", "r2_cadence"))
         )
+        r2_schedule = resolver.cadence(r2_cadence[0], f"{spec.name}-r2", r2_cadence[1], engine)
     elif v.r2_retain is not None:
         why = (
             "the service is kept out of the offsite copies"
@@ -720,7 +801,8 @@ def _resolve_volsync(
     if r2_schedule is not None:
         derived = volsync_retain(retention, r2_schedule)
         r2 = _retain(resolver, (*block, "r2_retain"), v.r2_retain, derived)
-    return VolsyncApp(
+    kind = VolsyncApp if engine == "volsync" else KopiurApp
+    return kind(
         claim=v.claim or spec.name,
         capacity=v.capacity,
         access_mode=v.access_mode,
@@ -736,6 +818,35 @@ def _resolve_volsync(
         r2_retain=r2,
         retain_set=v.retain is not None,
         r2_retain_set=v.r2_retain is not None and r2 is not None,
+    )
+
+
+def _resolve_kopiur(
+    resolver: _Resolver,
+    loc: Location,
+    spec: ServiceSpec,
+    schedule: Schedule | None,
+    retention: Retention | None,
+    drill: Drill | None,
+) -> KopiurApp | None:
+    """One app's kopiur values: its PVC block's as for VolSync, run by kopiur, with the
+    quick verification of settings.kopiur and the deep one at its restore drill's cadence."""
+    app = _resolve_volsync(resolver, loc, spec, schedule, retention, "kopiur")
+    if app is None:
+        return None
+    k = resolver.settings.kopiur
+    quick = resolver.cadence(
+        k.quick_verify_cadence,
+        f"{spec.name}-verify",
+        ("settings", "kopiur", "quick_verify_cadence"),
+        "kopiur",
+    )
+    deep = None
+    if drill is not None and drill.layer == "kopiur":
+        deep = resolver.runs_as(drill.schedule, "kopiur", (*loc, "drill"))
+    min_files = drill.min_files if drill is not None and drill.min_files is not None else 1
+    return dataclasses.replace(
+        cast(KopiurApp, app), quick_verify=quick, deep_verify=deep, min_files=max(1, min_files)
     )
 
 
@@ -971,11 +1082,31 @@ def _check_cnpg_clusters(resolver: _Resolver, indexed: list[tuple[int, ServiceSp
             )
 
 
-def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
+#: The service keys of the blocks that describe an app's PVC copy.
+PVC_BLOCKS = ("volsync", "kopiur", "pvc")
+_ENGINE_TITLES = {"volsync": "VolSync", "kopiur": "kopiur"}
+
+
+def pvc_block(spec: ServiceSpec, default: PvcEngine) -> tuple[PvcEngine, str, VolsyncSpec] | None:
+    """The engine that copies the service's PVC, the key of its block and the block (the
+    first of :data:`PVC_BLOCKS` given; more than one is reported by :func:`_check_methods`)."""
+    for key in PVC_BLOCKS:
+        block = getattr(spec, key)
+        if block is None:
+            continue
+        if isinstance(block, PvcSpec):
+            return block.engine or default, key, block
+        return cast(PvcEngine, key), key, block
+    return None
+
+
+def _derive_methods(spec: ServiceSpec, default: PvcEngine) -> tuple[tuple[Method, ...], str]:
+    found = pvc_block(spec, default)
     if spec.storage == "local-hostpath":
         if spec.cnpg is not None:
             return ("cnpg",), "local-hostpath PostgreSQL managed by CNPG → WAL archiving"
-        return ("volsync",), "local-hostpath volumes are copied by VolSync"
+        engine = found[0] if found else default
+        return (engine,), f"local-hostpath volumes are copied by {_ENGINE_TITLES[engine]}"
     methods: list[Method] = []
     reasons = []
     if spec.engine in STATEFUL_ENGINES:
@@ -984,9 +1115,10 @@ def _derive_methods(spec: ServiceSpec) -> tuple[tuple[Method, ...], str]:
     if spec.cnpg is not None:
         methods.append("cnpg")
         reasons.append("a cnpg block → WAL archiving")
-    if spec.volsync is not None:
-        methods.append("volsync")
-        reasons.append("a volsync block → VolSync")
+    if found is not None:
+        engine, key, _ = found
+        methods.append(engine)
+        reasons.append(f"a {key} block → {_ENGINE_TITLES[engine]}")
     if not methods:
         reasons.append(f"{spec.engine} on {spec.storage}: storage snapshots and offsite suffice")
     return tuple(methods), "; ".join(reasons)
@@ -1001,13 +1133,27 @@ def _check_methods(
         resolver.report(
             (*loc, "methods"), "method 'cnpg' needs engine 'postgresql' and a cnpg block"
         )
-    if "volsync" in methods:
-        if spec.volsync is None:
-            resolver.report((*loc, "methods"), "method 'volsync' needs a volsync block (capacity)")
+    given = [key for key in PVC_BLOCKS if getattr(spec, key) is not None]
+    for key in given[1:]:
+        resolver.report(
+            (*loc, key),
+            f"blocks {' and '.join(repr(k) for k in given)} both describe the PVC copy: keep one",
+        )
+    found = pvc_block(spec, resolver.settings.pvc_engine)
+    for engine in ("volsync", "kopiur"):
+        if engine not in methods:
+            continue
+        if found is None or found[0] != engine:
+            other = f" (its {found[1]} block is copied by {found[0]})" if found else ""
+            resolver.report(
+                (*loc, "methods"),
+                f"method '{engine}' needs a {engine} block, or a pvc block with engine "
+                f"{engine} (capacity){other}",
+            )
         if spec.storage == "local-disk" or spec.engine == "etcd":
             resolver.report(
                 (*loc, "methods"),
-                f"method 'volsync' needs a PVC; {spec.engine} on {spec.storage} has none",
+                f"method '{engine}' needs a PVC; {spec.engine} on {spec.storage} has none",
             )
     if "dump" in methods and spec.engine == "files" and spec.files is None:
         resolver.report((*loc, "methods"), "method 'dump' for engine 'files' needs a files block")
@@ -1129,11 +1275,19 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
     volsync = (
         _resolve_volsync(resolver, loc, spec, schedule, retention) if "volsync" in methods else None
     )
+    kopiur = (
+        _resolve_kopiur(resolver, loc, spec, schedule, retention, drill)
+        if "kopiur" in methods
+        else None
+    )
     cnpg = _resolve_cnpg(resolver, loc, spec, schedule, retention, superuser)
     job = _resolve_job(resolver.settings, spec)
     if len(resolver.problems) > before or schedule is None or retention is None:
         return None
-    stale_after, origins["stale_after"] = _resolve_stale_after(resolver, loc, spec, schedule, job)
+    only_kopiur = kopiur.schedule if kopiur is not None and "dump" not in methods else None
+    stale_after, origins["stale_after"] = _resolve_stale_after(
+        resolver, loc, spec, schedule, job, only_kopiur
+    )
     return Service(
         name=spec.name,
         namespace=spec.namespace,
@@ -1155,6 +1309,7 @@ def _resolve_service(resolver: _Resolver, index: int, spec: ServiceSpec) -> Serv
         job=job,
         connection=connection,
         volsync=volsync,
+        kopiur=kopiur,
         cnpg=cnpg,
         index=index,
         origins=origins,
@@ -1171,7 +1326,7 @@ def _resolve_methods(
         methods = spec.methods
         origins["methods"] = Origin("catalog", "methods", (*loc, "methods"))
     else:
-        methods, why = _derive_methods(spec)
+        methods, why = _derive_methods(spec, resolver.settings.pvc_engine)
         origins["methods"] = Origin("policy", why)
     _check_methods(resolver, loc, spec, methods)
     return methods
@@ -1231,7 +1386,7 @@ _SQL_DRILL_ENGINES = frozenset({"postgresql", "mysql", "sqlite"})
 #: The backups a drill can restore, in the order the default takes the first one a service
 #: has: its dump, its CNPG archive (a scratch Cluster recovered from the object store), its
 #: VolSync repository (a ReplicationDestination into a scratch claim).
-DRILL_LAYERS: tuple[str, ...] = ("dump", "cnpg", "volsync")
+DRILL_LAYERS: tuple[str, ...] = ("dump", "cnpg", "volsync", "kopiur")
 _BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTE_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -1299,10 +1454,12 @@ def _resolve_drill(
     schedule = resolver.cadence(text, f"{spec.name}-drill", origin.loc or where)
     checks = _drill_checks(resolver, where, spec, block, layer)
     applies = {"min_keys": layer == "dump" and spec.engine == "redis"}
-    applies["min_files"] = layer == "volsync" or (layer == "dump" and spec.engine == "files")
+    applies["min_files"] = layer in ("volsync", "kopiur") or (
+        layer == "dump" and spec.engine == "files"
+    )
     for field_name, ok in applies.items():
         if getattr(block, field_name) is not None and not ok:
-            target = "redis dumps" if field_name == "min_keys" else "files dumps and VolSync"
+            target = "redis dumps" if field_name == "min_keys" else "files dumps, VolSync, kopiur"
             resolver.report(
                 (*where, field_name),
                 f"{field_name} applies to {target}, not to the {layer} drill of '{spec.engine}'",
@@ -1326,7 +1483,7 @@ def _resolve_drill(
 def _drill_checks(
     resolver: _Resolver, where: Location, spec: ServiceSpec, block: DrillSpec, layer: str
 ) -> tuple[DrillCheck, ...]:
-    if block.checks and (spec.engine not in _SQL_DRILL_ENGINES or layer == "volsync"):
+    if block.checks and (spec.engine not in _SQL_DRILL_ENGINES or layer in ("volsync", "kopiur")):
         resolver.report(
             (*where, "checks"),
             f"checks are SQL, for {', '.join(sorted(_SQL_DRILL_ENGINES))} dumps and CNPG, "

@@ -42,6 +42,7 @@ __all__ = [
     "Engine",
     "EngineSpecs",
     "IscsiSpec",
+    "KopiurSettingsSpec",
     "LvmSnapshotsSpec",
     "Method",
     "NfsSpec",
@@ -49,6 +50,8 @@ __all__ = [
     "OffsiteExcludeSpec",
     "OffsiteExclusion",
     "OffsiteSettingsSpec",
+    "PvcEngine",
+    "PvcSpec",
     "SecretRef",
     "ServiceSpec",
     "SettingsSpec",
@@ -299,8 +302,11 @@ Engine = Literal[
 ]
 #: How a service is protected beyond the storage layer's snapshots.
 #: ``dump``: an application-level backup CronJob (Terraform); ``volsync``: VolSync
-#: ReplicationSources (Kustomize); ``cnpg``: CloudNativePG WAL archiving and base backups.
-Method = Literal["dump", "volsync", "cnpg"]
+#: ReplicationSources (Kustomize); ``kopiur``: kopiur SnapshotPolicies (Kustomize);
+#: ``cnpg``: CloudNativePG WAL archiving and base backups.
+Method = Literal["dump", "volsync", "kopiur", "cnpg"]
+#: The operators that copy an app's PVC: VolSync (its Kopia fork) or kopiur.
+PvcEngine = Literal["volsync", "kopiur"]
 
 
 class Spec(BaseModel):
@@ -568,6 +574,44 @@ class VolsyncSettingsSpec(Spec):
     flux_namespace: DnsLabel = "flux-system"
 
 
+class KopiurSettingsSpec(Spec):
+    """Defaults of the kopiur component; every field has a built-in default. A kopiur app
+    takes its StorageClasses, cache, UID/GID and copy method from settings.volsync, which
+    describe the cluster's storage and the apps whatever copies them."""
+
+    #: The ClusterRepository on settings.nfs.server (kopia's filesystem backend on NFS).
+    repository: DnsSubdomain = "nfs"
+    #: Its folder on the NFS server (default: <settings.nfs.backup_root>/kopiur).
+    nfs_path: AbsPath | None = None
+    #: The ClusterRepository of the offsite copies (S3 backend on the R2 store of
+    #: settings.volsync.r2_object_store); only apps copied offsite write to it.
+    r2_repository: DnsSubdomain = "r2"
+    r2_cadence: str = "daily"
+    #: The operator's namespace: where the repositories' Secrets live.
+    namespace: DnsLabel = "kopiur-system"
+    #: Keys in settings.secret_store holding KOPIA_PASSWORD, and KOPIA_PASSWORD +
+    #: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY for R2.
+    secret_key: SecretKey = "kopiur"
+    r2_secret_key: SecretKey = "kopiur-r2"
+    compression: Annotated[
+        str, Matching(r"[a-z0-9-]+", "a Kopia compression name such as zstd", 64)
+    ] = "zstd"
+    #: The mover's cache volume: kept between runs (Persistent) or made for each (Ephemeral).
+    cache_mode: Literal["Ephemeral", "Persistent"] = "Persistent"
+    #: Blob-level verification (``kopia snapshot verify``) of each app's snapshots; the deep
+    #: one (a scratch restore) runs at the app's restore-drill cadence.
+    quick_verify_cadence: str = "daily"
+    #: Share of the files quick verification reads back in full (``verifyFilesPercent``).
+    verify_files_percent: Annotated[int, Field(ge=0, le=100)] = 10
+    #: The repositories' full maintenance (content reclamation); the quick one runs at
+    #: every ``maintenance_quick_cadence``.
+    maintenance_cadence: str = "daily"
+    maintenance_quick_cadence: str = "6h"
+    #: What a Restore does when the repository holds no snapshot of the app (first deploy):
+    #: ``Continue`` provisions an empty volume, ``Fail`` leaves the claim pending.
+    on_missing_snapshot: Literal["Continue", "Fail"] = "Continue"
+
+
 class GarageSpec(Spec):
     """What garage.toml says, where it matters to clients."""
 
@@ -739,7 +783,7 @@ class AlertsSpec(Spec):
     #: Generate an Alertmanager route tree (alertmanager.yml and an AlertmanagerConfig).
     routing: AlertRoutingSpec | None = None
     #: Metrics the alerts may read that programs outside homeops_gen produce, by program.
-    #: The stack's exporters are built in (kube-state-metrics, node-exporter, volsync,
+    #: The stack's exporters are built in (kube-state-metrics, node-exporter, volsync, kopiur,
     #: cloudnative-pg, plugin-barman-cloud: see out/docs/metrics.md); an entry here replaces
     #: that program's list or adds a program. An alert reading a metric that neither a
     #: generated program nor one of these produces is refused.
@@ -791,6 +835,9 @@ class SettingsSpec(Spec):
     jobs: JobDefaultsSpec = Field(default_factory=JobDefaultsSpec)
     terraform: TerraformSpec = Field(default_factory=TerraformSpec)
     volsync: VolsyncSettingsSpec = Field(default_factory=VolsyncSettingsSpec)
+    #: The engine of the services' ``pvc`` blocks that name none.
+    pvc_engine: PvcEngine = "volsync"
+    kopiur: KopiurSettingsSpec = Field(default_factory=KopiurSettingsSpec)
     garage: GarageSpec | None = None
     #: Where every generated ExternalSecret reads its credentials from.
     secret_store: SecretStoreRefSpec = SecretStoreRefSpec(name="onepassword")
@@ -907,6 +954,13 @@ class VolsyncSpec(Spec):
     r2_retain: VolsyncRetainSpec | None = None
 
 
+class PvcSpec(VolsyncSpec):
+    """An app volume copied by the engine it names, else by settings.pvc_engine. The same
+    fields as a ``volsync`` or ``kopiur`` block, which fix the engine instead."""
+
+    engine: PvcEngine | None = None
+
+
 class CnpgSpec(Spec):
     """A CloudNativePG cluster archiving WAL and base backups to an object store."""
 
@@ -1002,8 +1056,9 @@ class DrillCheckSpec(Spec):
     query: SqlQuery | None = None
 
 
-#: The backups a restore drill exists for: a dump, a CNPG archive, a VolSync repository.
-DrillLayer = Literal["dump", "cnpg", "volsync"]
+#: The backups a restore drill exists for: a dump, a CNPG archive, a VolSync repository,
+#: a kopiur repository (its deep verification, a scratch restore kopiur runs itself).
+DrillLayer = Literal["dump", "cnpg", "volsync", "kopiur"]
 
 
 class DrillSpec(Spec):
@@ -1101,7 +1156,11 @@ class ServiceSpec(Spec):
     dragonfly: RedisSpec | None = None
     prometheus: PrometheusSpec | None = None
     files: FilesSpec | None = None
+    #: The app's PVC, copied by VolSync (``volsync``), by kopiur (``kopiur``), or by
+    #: ``pvc.engine`` / settings.pvc_engine (``pvc``): at most one of the three.
     volsync: VolsyncSpec | None = None
+    kopiur: VolsyncSpec | None = None
+    pvc: PvcSpec | None = None
     cnpg: CnpgSpec | None = None
 
 

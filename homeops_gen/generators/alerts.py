@@ -480,6 +480,78 @@ def volsync_alerts(service: Service, r2: bool) -> list[Alert]:
     return alerts
 
 
+#: kopiur's metrics (its telemetry; see homeops_gen.metrics): a policy's last good backup,
+#: its last backup's outcome (1 or 0), and a policy's last good verification.
+KOPIUR_LAST_SUCCESS = "kopiur_policy_last_backup_success_timestamp_seconds"
+KOPIUR_LAST_OUTCOME = "kopiur_snapshotpolicy_last_backup_success"
+KOPIUR_VERIFIED = "kopiur_snapshot_verified_timestamp_seconds"
+
+
+def _kopiur_threshold(service: Service, schedule: Schedule) -> dt.timedelta:
+    """The catalog's ``stale_after`` for the app's own policy, else the gap of ``schedule``
+    as kopiur runs it plus the time a snapshot may take."""
+    own = service.kopiur is not None and schedule is service.kopiur.schedule
+    if own and not service.uses("dump"):  # derived from this schedule, or the catalog's
+        return service.stale_after
+    return alert_threshold(schedule)
+
+
+def kopiur_alerts(service: Service) -> list[Alert]:
+    """A kopiur app's alerts: each policy (the NFS one and, for an app copied offsite, the
+    R2 one) stale, never succeeded and failed; its snapshots' verification stale."""
+    app = service.kopiur
+    assert app is not None
+    alerts: list[Alert] = []
+    policies = [(service.name, app.schedule, "")]
+    if app.r2_schedule is not None:
+        policies.append((f"{service.name}-r2", app.r2_schedule, "Offsite"))
+    for policy, schedule, kind in policies:
+        labels = {**_service_labels(service), "policy": policy}
+        selector = {"namespace": service.namespace, "policy": policy}
+        threshold = _kopiur_threshold(service, schedule)
+        what = f"kopiur SnapshotPolicy {policy}"
+        alerts += stale_alerts(
+            f"Kopiur{kind}Backup", KOPIUR_LAST_SUCCESS, selector, threshold, labels, what, threshold
+        )
+        alerts.append(
+            Alert(
+                f"Kopiur{kind}BackupFailed",
+                f"{KOPIUR_LAST_OUTCOME}{_selector(selector)} == 0",
+                dt.timedelta(),
+                labels,
+                f"{what}: the last snapshot failed",
+                f"The last snapshot of SnapshotPolicy {policy} in {service.namespace} failed "
+                "(kubectl describe snapshotpolicy and the mover's log say why); the alert "
+                "clears when a snapshot succeeds.",
+                Probe(
+                    "recovers",
+                    (_series(KOPIUR_LAST_OUTCOME, selector),),
+                    firing=(0,),
+                    silent=(1,),
+                    recovered=(1,),
+                    labels=tuple(selector.items()),
+                ),
+            )
+        )
+    if app.quick_verify is not None:
+        labels = {**_service_labels(service), "policy": service.name}
+        selector = {"namespace": service.namespace, "name": service.name}
+        # Verification waits for a first good snapshot: allow the backup's own gap on top.
+        threshold = alert_threshold(app.quick_verify) + app.schedule.max_gap()
+        alerts.append(
+            stale_alerts(
+                "KopiurVerification",
+                KOPIUR_VERIFIED,
+                selector,
+                threshold,
+                labels,
+                f"the verification of kopiur SnapshotPolicy {service.name}",
+                threshold,
+            )[0]
+        )
+    return alerts
+
+
 def cnpg_alerts(service: Service, cluster: CnpgCluster, schedule: Schedule) -> list[Alert]:
     labels = {**_service_labels(service), "cluster": cluster.name}
     pods = f'namespace="{cluster.namespace}",pod=~"{cluster.name}-[0-9]+"'
@@ -679,7 +751,7 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
         families: list[tuple[str, list[Alert]]] = []
         if service.uses("dump"):
             families.append((f"backup-{service.name}", backup_job_alerts(service, catalog)))
-        if service.drill is not None:
+        if service.drill is not None and service.drill.layer != "kopiur":
             alerts = drill_alerts(service, service.drill)
             url = f"{runbook}#restore-drill" if runbook else ""
             families.append(
@@ -692,6 +764,8 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
             # Per app: one kept out of the offsite copies has no R2 source to watch.
             copied = r2 and service.volsync is not None and service.volsync.r2_schedule is not None
             families.append((f"volsync-{service.name}", volsync_alerts(service, copied)))
+        if service.uses("kopiur") and service.kopiur is not None:
+            families.append((f"kopiur-{service.name}", kopiur_alerts(service)))
         if service.uses("cnpg") and service.cnpg is not None:
             cluster = service.cnpg
             alerts = cnpg_alerts(service, cluster, cluster.base_schedule)

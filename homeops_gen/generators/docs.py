@@ -38,9 +38,9 @@ __all__ = [
 _COLUMNS = {
     "snapshots": ("zfs", "lvm"),
     "backup": ("dump",),
-    "volsync": ("volsync", "r2"),
+    "volsync": ("volsync", "r2", "kopiur", "kopiur-r2"),
     "wal": ("cnpg-wal", "cnpg-base"),
-    "offsite": ("nas-sync", "r2"),
+    "offsite": ("nas-sync", "r2", "kopiur-r2"),
 }
 
 
@@ -104,14 +104,25 @@ _LAYER_NAMES = {
     "dump": "application backup",
     "volsync": "VolSync Kopia (NFS)",
     "r2": "VolSync restic (R2)",
+    "kopiur": "kopiur Kopia (NFS)",
+    "kopiur-r2": "kopiur Kopia (R2)",
     "cnpg-base": "CNPG base backup",
     "nas-sync": "NAS incremental sync",
 }
 _KOPIA_MAINTENANCE = "Kopia maintenance"
+_KOPIUR_SHARED = ("kopiur maintenance (full)", "kopiur maintenance (quick)")
+_KOPIUR_VERIFY = "kopiur quick verification"
 _RESTORE_DRILL = "restore drill"
 #: The table's order: the layers as the matrix lists them, then the shared jobs, then the
 #: restore drills (which prove a layer rather than protect).
-_ORDER = [*_LAYER_NAMES.values(), "NAS full sync", _KOPIA_MAINTENANCE, _RESTORE_DRILL]
+_ORDER = [
+    *_LAYER_NAMES.values(),
+    "NAS full sync",
+    _KOPIA_MAINTENANCE,
+    *_KOPIUR_SHARED,
+    _KOPIUR_VERIFY,
+    _RESTORE_DRILL,
+]
 
 
 def schedule_rows(catalog: Catalog) -> list[dict[str, str]]:
@@ -122,12 +133,19 @@ def schedule_rows(catalog: Catalog) -> list[dict[str, str]]:
         for layer in protection_layers(catalog, service):
             for schedule in layer.schedules:
                 found.setdefault((_LAYER_NAMES[layer.kind], schedule), []).append(service.name)
-        if service.drill is not None:
-            found.setdefault((_RESTORE_DRILL, service.drill.schedule), []).append(service.name)
+        drill = restore_drill(catalog, service)
+        if drill is not None:
+            found.setdefault((_RESTORE_DRILL, drill.schedule), []).append(service.name)
+        if service.uses("kopiur") and service.kopiur and service.kopiur.quick_verify:
+            key = (_KOPIUR_VERIFY, service.kopiur.quick_verify)
+            found.setdefault(key, []).append(service.name)
     settings = catalog.settings
     shared: list[tuple[str, Schedule | None]] = [("NAS full sync", settings.offsite_full_sync)]
     if any(s.uses("volsync") for s in catalog.services):
         shared.append((_KOPIA_MAINTENANCE, settings.volsync.maintenance_schedule))
+    if any(s.uses("kopiur") for s in catalog.services):
+        shared.append((_KOPIUR_SHARED[0], settings.kopiur.maintenance_full))
+        shared.append((_KOPIUR_SHARED[1], settings.kopiur.maintenance_quick))
     for name, job in shared:
         if job is not None:
             found.setdefault((name, job), [])

@@ -439,7 +439,11 @@ def _manifest(document: Mapping[str, Any], file: str) -> Text | YamlDocuments:
     "drills", description="out/kubernetes/drills: restore drills of CNPG and VolSync backups"
 )
 def generate_drills(catalog: Catalog) -> Iterator[OutputFile]:
-    drilled = [s for s in catalog.services if s.drill is not None and s.drill.layer != "dump"]
+    # A dump's drill is a Terraform CronJob beside the backup; kopiur drills itself (its
+    # SnapshotPolicy's deep verification, components/kopiur-deep).
+    drilled = [
+        s for s in catalog.services if s.drill is not None and s.drill.layer in ("cnpg", "volsync")
+    ]
     for service in drilled:
         assert service.drill is not None
         folder = drill_folder(service)

@@ -267,6 +267,14 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
             "r2": settings.volsync.r2 is not None and service.volsync.r2_schedule is not None,
             "direct": service.volsync.snapshot_class is None,
         }
+    if service.uses("kopiur") and service.kopiur is not None:
+        k = settings.kopiur
+        context["kopiur"] = {
+            "app": service.kopiur,
+            "settings": k,
+            # Only an app copied offsite has an R2 policy (and a copy to restore from).
+            "r2": k.r2 is not None and service.kopiur.r2_schedule is not None,
+        }
     return context
 
 
@@ -300,7 +308,9 @@ def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
         "deadline": service.job.active_deadline(schedule),
         # A drill of scratch objects in the cluster has its own folder (kubernetes/drills/).
         "layer": _DRILLED_LAYERS.get(drill.layer, ""),
-        "folder": drill_folder(service) if drill.layer != "dump" else "",
+        "folder": drill_folder(service) if drill.layer in ("cnpg", "volsync") else "",
+        # kopiur drills itself: the deep verification of the app's SnapshotPolicy.
+        "kopiur": drill.layer == "kopiur",
     }
 
 

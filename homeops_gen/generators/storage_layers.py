@@ -127,10 +127,11 @@ def generate_offsite_filters(catalog: Catalog) -> Iterator[OutputFile]:
 
 
 def service_claim(service: Service) -> str:
-    """The service's data PVC: from its engine or VolSync block, else its name."""
+    """The service's data PVC: from its engine or PVC block, else its name."""
     claim = getattr(service.connection, "claim", None)
-    if claim is None and service.volsync is not None:
-        claim = service.volsync.claim
+    app = service.volsync or service.kopiur
+    if claim is None and app is not None:
+        claim = app.claim
     return str(claim or service.name)
 
 

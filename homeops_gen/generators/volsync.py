@@ -30,7 +30,7 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -46,12 +46,19 @@ __all__ = [
     "DIRECT_COMPONENT",
     "R2_COMPONENT",
     "REPOSITORY_MOUNT",
+    "SecretStore",
     "Variable",
     "app_component",
     "app_components",
+    "app_files",
     "app_values",
+    "component",
+    "component_header",
     "component_variables",
+    "external_secret",
+    "offsite_state",
     "r2_variables",
+    "relative",
     "yaml_safe",
 ]
 
@@ -251,8 +258,18 @@ def _kopia_cache_limits(var: dict[str, Variable]) -> dict[str, Any]:
     }
 
 
+class SecretStore(Protocol):
+    """Where an ExternalSecret reads from (the VolSync and kopiur settings both say)."""
+
+    @property
+    def secret_store_kind(self) -> str: ...
+
+    @property
+    def secret_store_name(self) -> str: ...
+
+
 def external_secret(
-    name: str, v: VolsyncSettings, key: str, data: dict[str, str], namespace: str | None = None
+    name: str, v: SecretStore, key: str, data: dict[str, str], namespace: str | None = None
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     if namespace is not None:
@@ -495,12 +512,18 @@ def app_values(catalog: Catalog, service: Service) -> dict[str, str]:
     return values
 
 
-def _header(title: str, usage: list[str], variables: dict[str, Variable]) -> str:
+def component_header(title: str, usage: list[str], variables: dict[str, Variable]) -> str:
     lines = [title, *usage]
     if variables:
         lines += ["", "Variables Flux substitutes (those marked required have no default):"]
     for variable in variables.values():
-        default = "required" if variable.default is None else f"default {variable.default}"
+        default = (
+            "required"
+            if variable.default is None
+            else f"default {variable.default}"
+            if variable.default
+            else "default empty"
+        )
         lines.append(f"  {variable.name}: {variable.description} ({default})")
     return "\n".join(lines)
 
@@ -513,7 +536,7 @@ _USAGE = [
 ]
 
 
-def _component(resources: list[str] | None = None, **more: Any) -> dict[str, Any]:
+def component(resources: list[str] | None = None, **more: Any) -> dict[str, Any]:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
         "kind": "Component",
@@ -522,7 +545,7 @@ def _component(resources: list[str] | None = None, **more: Any) -> dict[str, Any
     }
 
 
-def _relative(path: str, start: str) -> str:
+def relative(path: str, start: str) -> str:
     return posixpath.relpath(path, start)
 
 
@@ -566,8 +589,8 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
     yield OutputFile(
         f"{COMPONENT}/kustomization.yaml",
         YamlDocuments(
-            (_component(["./kopia.yaml", "./pvc.yaml"]),),
-            comment=_header(title, _USAGE, component_variables(v)),
+            (component(["./kopia.yaml", "./pvc.yaml"]),),
+            comment=component_header(title, _USAGE, component_variables(v)),
         ),
     )
     yield OutputFile(f"{COMPONENT}/kopia.yaml", YamlDocuments(tuple(kopia_documents(v))))
@@ -580,7 +603,7 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
         yield OutputFile(
             f"{R2_COMPONENT}/kustomization.yaml",
             YamlDocuments(
-                (_component(["./r2.yaml"]),), comment=_header(title, [], r2_variables(v))
+                (component(["./r2.yaml"]),), comment=component_header(title, [], r2_variables(v))
             ),
         )
         yield OutputFile(f"{R2_COMPONENT}/r2.yaml", YamlDocuments(tuple(r2_documents(v))))
@@ -598,12 +621,12 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
             # A regular expression: the name exactly, braces and dollar escaped.
             "name": re.escape("${APP}-r2"),
         }
-        kustomization = _component(
+        kustomization = component(
             patches=[{"path": "./direct.yaml"}, {"path": "./r2.yaml", "target": r2_target}]
         )
         yield OutputFile(
             f"{DIRECT_COMPONENT}/kustomization.yaml",
-            YamlDocuments((kustomization,), comment=_header(title, [], {})),
+            YamlDocuments((kustomization,), comment=component_header(title, [], {})),
         )
         yield OutputFile(
             f"{DIRECT_COMPONENT}/direct.yaml", YamlDocuments(tuple(direct_documents()))
@@ -612,41 +635,61 @@ def generate_volsync(catalog: Catalog) -> Iterator[OutputFile]:
     yield OutputFile(
         "kubernetes/volsync/kopia-maintenance.yaml", YamlDocuments(tuple(maintenance_documents(v)))
     )
-    prefix = "kubernetes/"
     for service in apps:
         folder = app_component(service)
         components = app_components(catalog, service)
-        offsite = (
-            "copied to R2"
-            if R2_COMPONENT in components
-            else f"not copied to R2: {_no_r2_reason(catalog, service)}"
-        )
-        comment = (
-            f"VolSync of {service.name} ({service.namespace}): {offsite}.\n"
-            f"Fill it from ConfigMap {service.name}-volsync (namespace {v.flux_namespace})."
-        )
-        yield OutputFile(
-            f"{folder}/kustomization.yaml",
-            YamlDocuments(
-                (_component(components=[_relative(c, folder) for c in components]),),
-                comment=comment,
-            ),
-            subject=service.name,
-        )
-        config_map = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{service.name}-volsync", "namespace": v.flux_namespace},
-            "data": app_values(catalog, service),
-        }
-        yield OutputFile(
-            f"kubernetes/apps/{service.namespace}/{service.name}/volsync.yaml",
-            YamlDocuments((config_map,), comment=f"The values of {folder.removeprefix(prefix)}."),
-            subject=service.name,
+        yield from app_files(
+            service,
+            "volsync",
+            folder,
+            components,
+            f"VolSync of {service.name} ({service.namespace}): "
+            f"{offsite_state(service, R2_COMPONENT in components)}.",
+            v.flux_namespace,
+            app_values(catalog, service),
         )
 
 
-def _no_r2_reason(catalog: Catalog, service: Service) -> str:
+def offsite_state(service: Service, copied: bool) -> str:
+    """Whether an app is copied to R2, and why not, for its component's header."""
+    if copied:
+        return "copied to R2"
     if not service.offsite.included:
-        return f"offsite excluded ({service.offsite.reason or 'no reason given'})"
-    return "settings.object_stores has no R2 store"
+        return f"not copied to R2: offsite excluded ({service.offsite.reason or 'no reason given'})"
+    return "not copied to R2: settings.object_stores has no R2 store"
+
+
+def app_files(
+    service: Service,
+    family: str,
+    folder: str,
+    components: list[str],
+    title: str,
+    flux_namespace: str,
+    values: dict[str, str],
+) -> Iterator[OutputFile]:
+    """An app's own component (``folder``), listing ``components``, and the ConfigMap
+    ``<app>-<family>`` of its values (``apps/<namespace>/<app>/<family>.yaml``)."""
+    config = f"{service.name}-{family}"
+    comment = f"{title}\nFill it from ConfigMap {config} (namespace {flux_namespace})."
+    yield OutputFile(
+        f"{folder}/kustomization.yaml",
+        YamlDocuments(
+            (component(components=[relative(c, folder) for c in components]),),
+            comment=comment,
+        ),
+        subject=service.name,
+    )
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": config, "namespace": flux_namespace},
+        "data": values,
+    }
+    yield OutputFile(
+        f"kubernetes/apps/{service.namespace}/{service.name}/{family}.yaml",
+        YamlDocuments(
+            (config_map,), comment=f"The values of {folder.removeprefix('kubernetes/')}."
+        ),
+        subject=service.name,
+    )

@@ -3,6 +3,7 @@
 - :mod:`.cronjob`: the Kubernetes CronJob controller (robfig/cron v3 in the job's
   ``timeZone``);
 - :mod:`.volsync`: VolSync's ``trigger.schedule`` (robfig/cron v3 in the controller's zone);
+- :mod:`.kopiur`: kopiur's schedules (croner, :mod:`.croner`, in each cron's own zone);
 - :mod:`.cnpg`: CNPG's ``ScheduledBackup`` (six fields, robfig/cron v1, the controller's zone);
 - :mod:`.host`: cron on the NAS and systemd timers on the PVE host, in the hosts' zone.
 
