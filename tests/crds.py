@@ -129,8 +129,18 @@ def _validator(group: str, version: str, kind: str) -> jsonschema.protocols.Vali
             f"{kind}.{group} does not serve {version} (serves "
             f"{sorted(n for n, v in versions.items() if v.get('served'))})"
         )
-    schema = strict(versions[version]["schema"]["openAPIV3Schema"])
-    return jsonschema.Draft7Validator(schema)
+    schema = copy.deepcopy(versions[version]["schema"]["openAPIV3Schema"])
+    # The API server declares these for every custom resource, whether the CRD's schema
+    # lists them or not (kopiur's leave them out).
+    schema["properties"] = {**_ROOT_FIELDS, **schema.get("properties", {})}
+    return jsonschema.Draft7Validator(strict(schema))
+
+
+_ROOT_FIELDS = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+}
 
 
 def strict(schema: Any) -> Any:
@@ -147,10 +157,7 @@ def _tighten(node: Any) -> None:
         return
     if not isinstance(node, dict):
         return
-    if node.pop("nullable", False) and "type" in node:
-        node["type"] = [node["type"], "null"]
-    if node.get("x-kubernetes-int-or-string"):
-        node.pop("type", None)
+    # Closed before ``nullable`` widens the type: a nullable object is as strict as any.
     if (
         node.get("type") == "object"
         and "properties" in node
@@ -158,6 +165,10 @@ def _tighten(node: Any) -> None:
         and "additionalProperties" not in node
     ):
         node["additionalProperties"] = False
+    if node.pop("nullable", False) and "type" in node:
+        node["type"] = [node["type"], "null"]
+    if node.get("x-kubernetes-int-or-string"):
+        node.pop("type", None)
     for value in node.values():
         _tighten(value)
 

@@ -22,9 +22,11 @@ fills it with ``postBuild.substituteFrom`` from its ConfigMap
 
 ``kopiur/repositories.yaml`` holds the ClusterRepositories (cluster-scoped, open to the kopiur
 apps' namespaces only) and the ExternalSecrets of their passwords and R2 keys, in the
-operator's namespace. Every cron is given its zone (``timezone``, the catalog's): kopiur reads
-crons with ``croner`` in that zone (:mod:`homeops_gen.schedules.kopiur`). Field names follow
-kopiur's CRDs (``kopiur.home-operations.com/v1alpha1``).
+operator's namespace; ``kopiur/secrets.yaml`` the same ExternalSecrets in each namespace the
+movers run in (a mover reads its Secrets from its own namespace). Every cron is given its
+zone (``timezone``, the catalog's): kopiur reads crons with ``croner`` in that zone
+(:mod:`homeops_gen.schedules.kopiur`). Field names follow kopiur's CRDs
+(``kopiur.home-operations.com/v1alpha1``).
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ __all__ = [
     "DEEP_COMPONENT",
     "R2_COMPONENT",
     "REPOSITORIES",
+    "SECRETS",
     "app_component",
     "app_components",
     "app_values",
     "component_variables",
     "deep_variables",
     "r2_variables",
+    "secret_documents",
     "success_expr",
 ]
 
@@ -66,6 +70,7 @@ R2_COMPONENT = "kubernetes/components/kopiur-r2"
 DEEP_COMPONENT = "kubernetes/components/kopiur-deep"
 APP_COMPONENTS = "kubernetes/components/kopiur-apps"
 REPOSITORIES = "kubernetes/kopiur/repositories.yaml"
+SECRETS = "kubernetes/kopiur/secrets.yaml"
 API_GROUP = "kopiur.home-operations.com"
 _API = f"{API_GROUP}/v1alpha1"
 #: Where the filesystem backend mounts the NFS export inside kopiur's pods.
@@ -309,19 +314,38 @@ def _namespaces(apps: list[Service]) -> list[str]:
     return sorted({s.namespace for s in apps})
 
 
+def _repository_secret(k: KopiurSettings, namespace: str) -> dict[str, Any]:
+    data = {"KOPIA_PASSWORD": "{{ .KOPIA_PASSWORD }}"}
+    return external_secret(REPOSITORY_SECRET, k, k.secret_key, data, namespace)
+
+
+def _r2_secret(k: KopiurSettings, namespace: str) -> dict[str, Any]:
+    data = {
+        "KOPIA_PASSWORD": "{{ .KOPIA_PASSWORD }}",
+        "AWS_ACCESS_KEY_ID": "{{ .AWS_ACCESS_KEY_ID }}",
+        "AWS_SECRET_ACCESS_KEY": "{{ .AWS_SECRET_ACCESS_KEY }}",
+    }
+    return external_secret(R2_SECRET, k, k.r2_secret_key, data, namespace)
+
+
+def secret_documents(
+    k: KopiurSettings, apps: list[Service], offsite: list[Service]
+) -> list[dict[str, Any]]:
+    """The repositories' Secrets in each namespace a mover of theirs runs in
+    (``kopiur/secrets.yaml``): a ClusterRepository's own reads are from the operator's
+    namespace, but a Snapshot's or Restore's mover reads the Secret from its own namespace
+    (``envFrom``), so it must exist there too."""
+    documents = [_repository_secret(k, ns) for ns in _namespaces(apps)]
+    if offsite and k.r2 is not None:
+        documents += [_r2_secret(k, ns) for ns in _namespaces(offsite)]
+    return documents
+
+
 def repository_documents(
     k: KopiurSettings, apps: list[Service], offsite: list[Service]
 ) -> list[dict[str, Any]]:
     """The ClusterRepositories and the ExternalSecrets they read (``kopiur/repositories.yaml``)."""
-    documents = [
-        external_secret(
-            REPOSITORY_SECRET,
-            k,
-            k.secret_key,
-            {"KOPIA_PASSWORD": "{{ .KOPIA_PASSWORD }}"},
-            k.namespace,
-        )
-    ]
+    documents = [_repository_secret(k, k.namespace)]
     common = {
         # What kopia records as username@hostname: the policy's name at its namespace, the
         # identity a restore by `identity` names.
@@ -360,19 +384,7 @@ def repository_documents(
         }
     )
     if offsite and k.r2 is not None and k.r2.bucket is not None:
-        documents.append(
-            external_secret(
-                R2_SECRET,
-                k,
-                k.r2_secret_key,
-                {
-                    "KOPIA_PASSWORD": "{{ .KOPIA_PASSWORD }}",
-                    "AWS_ACCESS_KEY_ID": "{{ .AWS_ACCESS_KEY_ID }}",
-                    "AWS_SECRET_ACCESS_KEY": "{{ .AWS_SECRET_ACCESS_KEY }}",
-                },
-                k.namespace,
-            )
-        )
+        documents.append(_r2_secret(k, k.namespace))
         endpoint = k.r2.endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
         documents.append(
             {
@@ -543,6 +555,15 @@ def generate_kopiur(catalog: Catalog) -> Iterator[OutputFile]:
         YamlDocuments(
             tuple(repository_documents(k, apps, offsite)),
             comment="The kopiur repositories and their Secrets; apply once, before the apps.",
+        ),
+    )
+    yield OutputFile(
+        SECRETS,
+        YamlDocuments(
+            tuple(secret_documents(k, apps, offsite)),
+            comment="The repositories' Secrets in each namespace their movers run in (a "
+            "mover reads them\nfrom its own namespace); apply with repositories.yaml, before "
+            "the apps.",
         ),
     )
     for service in apps:

@@ -88,8 +88,12 @@ def next_run(spec: Spec, after: int, loc: Zone, *, fixed: bool) -> int | None:
                     upcoming = loc.next_transition(candidate - before - 86400)
                     # Only if the end of the gap is still a matching day: a gap that ends
                     # after midnight (America/Nuuk's, 23:00-24:00) loses the run.
-                    if upcoming is not None and upcoming > after and _day_matches(
-                        spec, _EPOCH + dt.timedelta(days=loc.wall(upcoming) // 86400)
+                    if (
+                        upcoming is not None
+                        and upcoming > after
+                        and _day_matches(
+                            spec, _EPOCH + dt.timedelta(days=loc.wall(upcoming) // 86400)
+                        )
                     ):
                         return upcoming
                 continue
