@@ -117,7 +117,11 @@ def test_thresholds_come_from_kopiurs_real_gaps(prometheus: Any) -> None:
             assert not any("Offsite" in name for name in found)
         assert kopiur.quick_verify is not None
         verified = threshold("KopiurVerificationStale")
+        assert verified == int(alert_threshold(kopiur.quick_verify).total_seconds())
         assert verified > kopiur.quick_verify.max_gap().total_seconds()
+        # Never verified: allowed a first good snapshot and then a verification.
+        never = _seconds(found["KopiurVerificationNeverSucceeded"]["for"])
+        assert never == own + verified
 
 
 def _seconds(text: str) -> int:

@@ -536,18 +536,17 @@ def kopiur_alerts(service: Service) -> list[Alert]:
     if app.quick_verify is not None:
         labels = {**_service_labels(service), "policy": service.name}
         selector = {"namespace": service.namespace, "name": service.name}
-        # Verification waits for a first good snapshot: allow the backup's own gap on top.
-        threshold = alert_threshold(app.quick_verify) + app.schedule.max_gap()
-        alerts.append(
-            stale_alerts(
-                "KopiurVerification",
-                KOPIUR_VERIFIED,
-                selector,
-                threshold,
-                labels,
-                f"the verification of kopiur SnapshotPolicy {service.name}",
-                threshold,
-            )[0]
+        # Each quick verification checks the newest snapshot, so a good one is due every
+        # gap of its own schedule; the first waits for a first good snapshot as well.
+        threshold = alert_threshold(app.quick_verify)
+        alerts += stale_alerts(
+            "KopiurVerification",
+            KOPIUR_VERIFIED,
+            selector,
+            threshold,
+            labels,
+            f"the verification of kopiur SnapshotPolicy {service.name}",
+            service.stale_after + threshold,
         )
     return alerts
 
