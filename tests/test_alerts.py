@@ -177,10 +177,7 @@ def test_every_backup_of_the_catalog_has_its_alerts() -> None:
             verification = {"KopiurVerificationStale", "KopiurVerificationNeverSucceeded"}
             policies = {service.name}
             if service.kopiur.r2_schedule is not None:
-                kopiur |= {
-                    f"KopiurOffsite{n.removeprefix('Kopiur')}"
-                    for n in kopiur
-                }
+                kopiur |= {f"KopiurOffsite{n.removeprefix('Kopiur')}" for n in kopiur}
                 policies.add(f"{service.name}-r2")
             assert names[f"kopiur-{service.name}"] == kopiur | verification
             assert {r["labels"]["policy"] for r in groups[f"kopiur-{service.name}"]} == policies
