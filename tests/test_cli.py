@@ -553,6 +553,8 @@ def test_every_generated_file_is_lf_with_one_final_newline_and_a_header(
             # who made it.
             labels = json.loads(data)["metadata"]["labels"]
             assert labels["app.kubernetes.io/managed-by"] == "homeops_gen", path
+        elif path.startswith("grafana/"):  # a dashboard: Grafana shows its description
+            assert json.loads(data)["description"].startswith(HEADER), path
         elif path.endswith(".json"):  # JSON has no comments: the header is its first field
             assert json.loads(data)["comment"].startswith(HEADER), path
         else:

@@ -126,15 +126,18 @@ def rendered_documents() -> list[tuple[Any, ...]]:
 def test_every_generated_document_is_written_as_ruamel_writes_it() -> None:
     documents = rendered_documents()
     assert len(documents) > 300
-    fast = 0
+    declined = []
     for docs in documents:
         try:
             text = emit_documents(docs)
         except Unsupported:
+            declined.append(docs)
             continue
-        fast += 1
         assert text == ruamel_yaml(docs)
-    assert fast == len(documents)  # every document homeops_gen makes takes the fast path
+    # Every document homeops_gen makes takes the fast path but the dashboard's ConfigMap,
+    # whose one value (the dashboard's JSON) is longer than a line ruamel would fold.
+    names = {d.get("metadata", {}).get("name") for docs in declined for d in docs}
+    assert names <= {"homeops-backups-dashboard"}, names
 
 
 def agree_or_decline(document: dict[Any, Any]) -> bool:

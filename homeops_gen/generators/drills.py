@@ -46,6 +46,7 @@ from homeops_gen.registry import register_generator
 
 __all__ = [
     "DRILLS",
+    "NOT_SUBSTITUTED",
     "cnpg_drill_cluster",
     "drill_folder",
     "drill_objects",
@@ -63,7 +64,7 @@ VERIFY_DATA = "/data"
 VERIFY_MARK = "homeops-drill-verify"
 #: The ReplicationDestination's manual trigger (a new one syncs once, then reports it).
 MANUAL_TRIGGER = "drill"
-_NOT_SUBSTITUTED = {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}
+NOT_SUBSTITUTED = {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}
 #: The offsite restic repository's Secret keys, as restic reads them.
 _R2_KEYS = (
     "RESTIC_REPOSITORY",
@@ -421,7 +422,7 @@ def _kustomization(service: Service, files: list[str]) -> dict[str, Any]:
                 # The verify Job the script creates names it as is.
                 "options": {
                     "disableNameSuffixHash": True,
-                    "annotations": dict(_NOT_SUBSTITUTED),
+                    "annotations": dict(NOT_SUBSTITUTED),
                     "labels": _labels(service),
                 },
             }

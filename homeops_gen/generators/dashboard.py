@@ -1,0 +1,336 @@
+"""The backup dashboard (``grafana/homeops-backups.json`` and a ConfigMap for Grafana's
+dashboard sidecar), built with Grafana's typed builder (``grafana-foundation-sdk``).
+
+Every panel is read off the alerts (:func:`homeops_gen.generators.alerts.rule_groups`), so it
+shows what they watch at their numbers: a stale alert ``time() - <metric> > N`` with
+``for: F`` becomes a stat of the age of the last success, amber from ``N`` (the alert is
+pending) and red from ``N + F`` (it fires); a VolSync source's out-of-sync flag is red at 1;
+a drill's measured duration is red above the declared RTO. One row per layer (application
+backups, PVC copies, CloudNativePG, restore drills, offsite, snapshots), each panel named
+after its service, and a summary stat of the services within RPO: those with a layer whose
+last success is younger than its alert's threshold (or, for VolSync, in sync). Sizes and
+their trend come from the backup jobs' pushed ``backup_last_size_bytes``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from homeops_gen.catalog.model import Catalog
+from homeops_gen.generators.alerts import Alert, RuleGroup, rule_groups
+from homeops_gen.generators.drills import NOT_SUBSTITUTED
+from homeops_gen.plan import OutputFile, Text, YamlDocuments
+from homeops_gen.registry import register_generator
+
+__all__ = ["CONFIG_MAP", "DASHBOARD", "DASHBOARD_UID", "Panel", "dashboard_json", "panels"]
+
+DASHBOARD = "grafana/homeops-backups.json"
+CONFIG_MAP = "kubernetes/monitoring/grafana-dashboard.yaml"
+DASHBOARD_UID = "homeops-backups"
+#: The rows, in order, and the alert groups (by name prefix) whose panels they hold.
+ROWS = (
+    ("Application backups", ("backup-",)),
+    ("PVC copies (VolSync, kopiur)", ("volsync-", "kopiur-")),
+    ("CloudNativePG", ("cnpg-",)),
+    ("Restore drills", ("drill-",)),
+    ("Offsite", ("offsite",)),
+    ("Snapshots", ("snapshots",)),
+)
+_STALE = re.compile(r"^(?P<age>time\(\) - .+) > (?P<seconds>\d+)$")
+_OUT_OF_SYNC = re.compile(r"^(?P<flag>volsync_volume_out_of_sync\{[^}]*\}) == 1$")
+_RTO = re.compile(r"^(?P<duration>restore_drill_duration_seconds\{[^}]*\}) > (?P<seconds>\d+)$")
+#: A comparison of two series that is true while something fails (CNPG's WAL archiving).
+_FAILING = re.compile(r"^(?P<left>[a-z_]+\{[^}]*\}) > (?P<right>[a-z_]+\{[^}]*\})$")
+#: Alerts whose panel belongs to another row than their group's.
+_MOVED = {"KopiurVerification": "Restore drills", "KopiurOffsite": "Offsite"}
+_GREEN, _AMBER, _RED = "green", "#EAB839", "red"
+_WIDTH, _HEIGHT = 6, 4
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One stat of the dashboard: what it shows, its PromQL, and its colour steps."""
+
+    row: str
+    title: str
+    description: str
+    expr: str
+    unit: str
+    #: ``(value, colour)`` steps above the base green, in order.
+    steps: tuple[tuple[float, str], ...]
+    #: The service it watches (empty for a storage layer's).
+    service: str = ""
+    #: A Prometheus expression of 1 when the service is within its threshold here, else 0
+    #: (empty: the panel does not count towards "within RPO").
+    fresh: str = ""
+
+
+def _seconds(span: dt.timedelta) -> int:
+    return int(span.total_seconds())
+
+
+def _panel(group: RuleGroup, alert: Alert) -> Panel | None:
+    """The panel of one alert, or None for an alert that shows nothing a panel would."""
+    row = next(r for r, prefixes in ROWS if group.name.startswith(prefixes))
+    row = next((r for prefix, r in _MOVED.items() if alert.name.startswith(prefix)), row)
+    who = group.subject or alert.labels.get("layer", group.name)
+    what = " ".join(f"{k}={v}" for k, v in alert.labels.items() if k not in ("severity",))
+    if match := _STALE.match(alert.expr):
+        pending = int(match["seconds"])
+        firing = pending + _seconds(alert.for_)
+        title = alert.summary.split(":", 1)[0].removeprefix("the ")
+        if alert.name == "CNPGBaseBackupStale":
+            title = f"{title} base backup"
+        return Panel(
+            row,
+            title,
+            f"Age of the last success ({what}): amber once {alert.name} is pending "
+            f"({pending} s), red once it fires ({firing} s).",
+            match["age"],
+            "s",
+            ((pending, _AMBER), (firing, _RED)),
+            group.subject,
+            f"(({match['age']}) < bool {firing})",
+        )
+    if match := _OUT_OF_SYNC.match(alert.expr):
+        source = alert.labels.get("replication_source", who)
+        return Panel(
+            row if not source.endswith("-r2") else "Offsite",
+            f"{source}: VolSync in sync",
+            f"volsync_volume_out_of_sync of ReplicationSource {source}: 0 in sync, 1 missed "
+            f"its schedule ({alert.name} fires after {alert.for_}).",
+            match["flag"],
+            "none",
+            ((1, _RED),),
+            group.subject,
+            f"({match['flag']} == bool 0)",
+        )
+    if match := _FAILING.match(alert.expr):
+        return Panel(
+            row,
+            f"{alert.summary.split(':', 1)[0]} WAL archiving",
+            f"1 while the last failed WAL archive is newer than the last archived one "
+            f"({alert.name} fires after {alert.for_}), else 0.",
+            f"max({match['left']}) > bool max({match['right']})",
+            "none",
+            ((1, _RED),),
+            group.subject,
+        )
+    if match := _RTO.match(alert.expr):
+        rto = int(match["seconds"])
+        return Panel(
+            row,
+            f"{who}: measured RTO",
+            f"How long the last successful restore drill took; red above the declared RTO "
+            f"({rto} s, {alert.name}).",
+            match["duration"],
+            "s",
+            ((rto + 1, _RED),),
+            group.subject,
+        )
+    return None
+
+
+def _duration(group: RuleGroup) -> Panel:
+    """A drill's measured duration, for a service that declares no RTO (no red)."""
+    return Panel(
+        "Restore drills",
+        f"{group.subject}: measured RTO",
+        "How long the last successful restore drill took (the service declares no RTO).",
+        f'restore_drill_duration_seconds{{job="homeops_drill",service="{group.subject}"}}',
+        "s",
+        (),
+        group.subject,
+    )
+
+
+def panels(catalog: Catalog) -> list[Panel]:
+    """Every panel, row by row, in the alerts' order."""
+    found = []
+    for group in rule_groups(catalog):
+        own = [p for alert in group.alerts if (p := _panel(group, alert)) is not None]
+        if group.name.startswith("drill-") and not any("RTO" in p.title for p in own):
+            own.append(_duration(group))
+        found += own
+    order = [name for name, _ in ROWS]
+    return sorted(found, key=lambda p: order.index(p.row))
+
+
+def within_rpo(found: list[Panel]) -> tuple[str, int]:
+    """The summary's expression (services with a fresh layer) and the number of services."""
+    by_service: dict[str, list[str]] = {}
+    for panel in found:
+        if panel.fresh and panel.service:
+            by_service.setdefault(panel.service, []).append(panel.fresh)
+    terms = [
+        f"clamp_max(sum({' or '.join(fresh)}) or vector(0), 1)"
+        for _, fresh in sorted(by_service.items())
+    ]
+    return (" + ".join(terms) if terms else "vector(0)"), len(terms)
+
+
+def _target(expr: str, legend: str = "") -> Any:
+    from grafana_foundation_sdk.builders import prometheus
+
+    query = prometheus.Dataquery().expr(expr).ref_id("A").instant()
+    return query.legend_format(legend) if legend else query
+
+
+def _thresholds(steps: tuple[tuple[float, str], ...], base_colour: str = _GREEN) -> Any:
+    from grafana_foundation_sdk.builders import dashboard
+    from grafana_foundation_sdk.models.dashboard import Threshold, ThresholdsMode
+
+    base = [Threshold(value=None, color=base_colour)]
+    return (
+        dashboard.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps(base + [Threshold(value=v, color=c) for v, c in steps])
+    )
+
+
+def _datasource() -> Any:
+    from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+    return DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+
+def dashboard_json(catalog: Catalog) -> dict[str, Any]:
+    """The dashboard, as the JSON Grafana imports."""
+    from grafana_foundation_sdk.builders import dashboard, stat, timeseries
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.common import BigValueColorMode, BigValueGraphMode
+
+    from homeops_gen.render import HEADER
+
+    found = panels(catalog)
+    builder = (
+        dashboard.Dashboard("Backups (homeops_gen)")
+        .uid(DASHBOARD_UID)
+        .description(
+            f"{HEADER} Every backup of the catalog against the thresholds its alerts use."
+        )
+        .tags(["backups", "homeops_gen"])
+        .refresh("5m")
+        .time("now-7d", "now")
+        .timezone(catalog.settings.timezone)
+        .editable()
+        .with_variable(
+            dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+        )
+    )
+    summary, total = within_rpo(found)
+    datasource = _datasource()
+    builder = builder.with_panel(
+        stat.Panel()
+        .title("Services within RPO")
+        .description(
+            f"Of the {total} services with a backup, those with a layer whose last success is "
+            "younger than its alert's threshold (VolSync: in sync)."
+        )
+        .datasource(datasource)
+        .with_target(_target(summary))
+        .unit("none")
+        .max(total)
+        .min(0)
+        # Red while any service is past its threshold, green when all are within.
+        .thresholds(_thresholds(((total, _GREEN),), _RED))
+        .color_mode(BigValueColorMode.BACKGROUND)
+        .graph_mode(BigValueGraphMode.NONE)
+        .reduce_options(_last())
+        .grid_pos(_grid(0, 0, 6))
+    )
+    y = _HEIGHT
+    for row, _ in ROWS:
+        members = [p for p in found if p.row == row]
+        if not members:
+            continue
+        builder = builder.with_row(dashboard.Row(row).grid_pos(_grid(0, y, 24, 1)))
+        y += 1
+        for index, panel in enumerate(members):
+            x = (index * _WIDTH) % 24
+            if index and x == 0:
+                y += _HEIGHT
+            builder = builder.with_panel(
+                stat.Panel()
+                .title(panel.title)
+                .description(panel.description)
+                .datasource(datasource)
+                .with_target(_target(panel.expr))
+                .unit(panel.unit)
+                .thresholds(_thresholds(panel.steps))
+                .color_mode(BigValueColorMode.BACKGROUND)
+                .graph_mode(BigValueGraphMode.NONE)
+                .reduce_options(_last())
+                .no_value("no data")
+                .grid_pos(_grid(x, y))
+            )
+        y += _HEIGHT
+        if row == "Application backups":
+            builder = builder.with_panel(
+                timeseries.Panel()
+                .title("Backup size")
+                .description("The size of each service's last backup, as its job pushed it.")
+                .datasource(datasource)
+                .with_target(_size_target())
+                .unit("bytes")
+                .grid_pos(_grid(0, y, 24, 8))
+            )
+            y += 8
+    return json.loads(JSONEncoder(sort_keys=True).encode(builder.build()))
+
+
+def _size_target() -> Any:
+    from grafana_foundation_sdk.builders import prometheus
+
+    return (
+        prometheus.Dataquery()
+        .expr('backup_last_size_bytes{job="homeops_backup"}')
+        .ref_id("A")
+        .legend_format("{{service}}")
+    )
+
+
+def _last() -> Any:
+    from grafana_foundation_sdk.builders import common
+
+    return common.ReduceDataOptions().calcs(["lastNotNull"])
+
+
+def _grid(x: int, y: int, w: int = _WIDTH, h: int = _HEIGHT) -> Any:
+    from grafana_foundation_sdk.models.dashboard import GridPos
+
+    return GridPos(h=h, w=w, x=x, y=y)
+
+
+@register_generator("dashboard", description="grafana/: the backup dashboard, and its ConfigMap")
+def generate_dashboard(catalog: Catalog) -> Iterator[OutputFile]:
+    if not any(s.methods for s in catalog.services):
+        return
+    document = dashboard_json(catalog)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    compact = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    yield OutputFile(DASHBOARD, Text(text))
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "homeops-backups-dashboard",
+            "namespace": catalog.settings.alerts_namespace,
+            # Grafana's dashboard sidecar loads every ConfigMap with this label.
+            "labels": {"grafana_dashboard": "1"},
+            # ${datasource} is Grafana's variable: Flux's substitution would empty it.
+            "annotations": dict(NOT_SUBSTITUTED),
+        },
+        "data": {"homeops-backups.json": compact},
+    }
+    yield OutputFile(
+        CONFIG_MAP,
+        YamlDocuments(
+            (config_map,), comment="The backup dashboard, for Grafana's dashboard sidecar."
+        ),
+    )
