@@ -211,9 +211,7 @@ def dashboard_json(catalog: Catalog) -> dict[str, Any]:
     builder = (
         dashboard.Dashboard("Backups (homeops_gen)")
         .uid(DASHBOARD_UID)
-        .description(
-            f"{HEADER} Every backup of the catalog against the thresholds its alerts use."
-        )
+        .description(f"{HEADER} Every backup of the catalog against the thresholds its alerts use.")
         .tags(["backups", "homeops_gen"])
         .refresh("5m")
         .time("now-7d", "now")
@@ -281,7 +279,8 @@ def dashboard_json(catalog: Catalog) -> dict[str, Any]:
                 .grid_pos(_grid(0, y, 24, 8))
             )
             y += 8
-    return json.loads(JSONEncoder(sort_keys=True).encode(builder.build()))
+    encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(builder.build()))
+    return encoded
 
 
 def _size_target() -> Any:

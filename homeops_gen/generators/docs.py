@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
+from homeops_gen.diagrams import catalog_flowchart
 from homeops_gen.generators.runbooks import alerts_by_service, has_runbook, runbook_path
 from homeops_gen.generators.storage_layers import lvm_exclusions
 from homeops_gen.markdown import md_text
@@ -174,6 +175,8 @@ def generate_protection_matrix(catalog: Catalog) -> Iterator[OutputFile]:
         "catalog": catalog,
         "rows": rows,
         "schedules": schedule_rows(catalog),
+        # Every service's data through its layers, as one Mermaid flowchart ("Layers").
+        "layers_diagram": catalog_flowchart(catalog),
         "runbooks": runbooks,
         "snapshot_doc": has_snapshot_doc(catalog),
     }

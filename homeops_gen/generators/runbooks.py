@@ -18,6 +18,7 @@ from typing import Any
 
 from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.catalog.spec import EtcdSpec
+from homeops_gen.diagrams import service_flowchart
 from homeops_gen.generators.alerts import drill_group_name, rule_groups
 from homeops_gen.generators.backup_jobs import (
     BACKUP_METRICS_JOB,
@@ -233,6 +234,8 @@ def _context(catalog: Catalog, service: Service, alerts: list[str]) -> dict[str,
             for layer in protection_layers(catalog, service)
         ],
         "alerts": alerts,
+        # Its data through every layer, as a Mermaid flowchart ("Where its data goes").
+        "diagram": service_flowchart(catalog, service),
         "metrics_job": BACKUP_METRICS_JOB,
         "etcd_restore_root": ETCD_RESTORE_ROOT,
         "etcd_restored_dir": ETCD_RESTORED_DIR,
