@@ -1,7 +1,7 @@
-"""Command line: ``python -m homeops_gen [generate|check|lint|explain NAME|schema]``.
+"""Command line: ``python -m homeops_gen [generate|check|lint|explain NAME|schema|audit]``.
 
 The only module that prints or exits. Exit codes: 0 up to date / written, 1 drift
-(``--check``), 2 bad input or a lint error.
+(``--check``) or an unprotected PVC (``audit``), 2 bad input or a lint error.
 Messages go to stderr, diffs to stdout.
 """
 
@@ -47,6 +47,7 @@ _APPLIES = {
     "lint": {"catalog", "quiet", "format"},
     "explain": {"catalog"},
     "schema": set(),
+    "audit": {"catalog", "quiet", "format"},
 }
 
 
@@ -151,6 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "schema", help="print the JSON Schema of services.yaml (for editor completion)"
     )
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="check a cluster's PVCs against the catalog (exit 1 if any is unprotected)",
+        description="Audit the PVCs, StatefulSets and Deployments of a cluster against the "
+        "catalog: every PVC no service covers (with a catalog entry that would), every "
+        "service whose claim or workload is not in the cluster, every claim on another "
+        "StorageClass than its storage means.",
+        epilog="Exit codes: 0 every PVC covered, 1 a PVC unprotected or a service missing, "
+        "2 bad input.",
+    )
+    source = audit.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="the output of `kubectl get pvc,statefulset,deployment -A -o json` (- for stdin)",
+    )
+    source.add_argument(
+        "--kubectl",
+        action="store_true",
+        help="run that kubectl command (the kubectl on PATH, its current context)",
+    )
     return parser
 
 
@@ -217,6 +240,8 @@ def _run(args: argparse.Namespace) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if args.command == "audit":
+            return _audit(args)
         return _run_pipeline(args, fingerprint)
     finally:
         if collecting:
@@ -333,6 +358,65 @@ def _explain(args: argparse.Namespace, catalog: Catalog, plan: Plan) -> int:
     positions = CatalogPositions(Path(args.catalog).read_text(encoding="utf-8"), args.catalog)
     sys.stdout.write(explain_service(catalog, args.service, plan, positions))
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """The coverage audit: each PVC's verdict (unless -q), the catalog's findings at their
+    lines, the unprotected PVCs with the entry to add, and a summary."""
+    from homeops_gen.audit import (
+        CatalogPlaces,
+        audit_cluster,
+        catalog_document,
+        kubectl_dump,
+        read_dump,
+    )
+    from homeops_gen.catalog import load_catalog
+    from homeops_gen.errors import Problem
+
+    dump = kubectl_dump() if args.kubectl else read_dump(args.cluster)
+    catalog = load_catalog(args.catalog)
+    text = Path(args.catalog).read_text(encoding="utf-8")
+    report = audit_cluster(catalog, catalog_document(text), dump)
+    unprotected = [r for r in report.claims if r.verdict == "unprotected"]
+    annotate = args.format == "github"
+    positions = None
+    if report.findings or (unprotected and annotate):
+        positions = CatalogPlaces(text, args.catalog)  # one parse, only when needed
+    if not args.quiet:
+        for result in report.claims:
+            if result.verdict == "covered" and result.service is not None:
+                who = f"{result.service.name} (services[{result.service.index}])"
+                print(f"cluster: {result.claim}: covered by {who}: {result.why}", file=sys.stderr)
+            elif result.verdict == "not data":
+                print(f"cluster: {result.claim}: not data: {result.why}", file=sys.stderr)
+    problems = []
+    for finding in report.findings:
+        assert positions is not None
+        line, column = positions.at(finding.loc)
+        message = f"{finding.severity}: {finding.message}"
+        problem = Problem(args.catalog, line, column, finding.loc, message)
+        problems.append((problem, finding.severity))
+    for problem, severity in sorted(problems):
+        print(problem, file=sys.stderr)
+        if annotate:
+            _annotate(problem, severity)
+    for result in unprotected:
+        c = result.claim
+        on = f"StorageClass {c.storage_class}" if c.storage_class else "no StorageClass"
+        head = f"{c}: not covered by any service ({on}, {c.size or 'size unknown'})"
+        if result.covered_by_snippet_of is not None:
+            lines = [
+                f"{head}; the entry added for {result.covered_by_snippet_of} covers it too "
+                f"({result.why})"
+            ]
+        else:
+            lines = [head + "; add:", *result.snippet]
+        print("cluster: " + "\n".join(lines), file=sys.stderr)
+        if annotate and positions is not None:
+            line, column = positions.at(("services",))
+            _annotate(Problem(args.catalog, line, column, (), "\n".join(lines)), "error")
+    print(f"homeops_gen: {report.summary()}", file=sys.stderr)
+    return report.exit_code
 
 
 def _generate(
