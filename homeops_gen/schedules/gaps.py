@@ -65,9 +65,30 @@ def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt
     times = sorted(
         h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes for s in spec.seconds
     )
-    weekday_free = guard is None and spec.dow_star
-    if guard is None and spec.dom_star and len(spec.months) == 12:
-        weekdays = sorted(spec.dow)  # every month, chosen weekdays: a weekly cycle
+    # The days a schedule runs on do not depend on its times: schedules that differ only in
+    # their (staggered) minutes and hours share one scan of the calendar.
+    largest_days, smallest_days = _day_gaps(
+        Spec(frozenset(), frozenset(), frozenset(), *_day_fields(spec)), guard
+    )
+    within = [b - a for a, b in itertools.pairwise(times)]
+    largest = max([*within, largest_days * 86400 - times[-1] + times[0]])
+    smallest = min([*within, smallest_days * 86400 - times[-1] + times[0]])
+    return dt.timedelta(seconds=largest), dt.timedelta(seconds=smallest)
+
+
+def _day_fields(
+    spec: Spec,
+) -> tuple[frozenset[int], frozenset[int], frozenset[int], bool, bool]:
+    return spec.dom, spec.months, spec.dow, spec.dom_star, spec.dow_star
+
+
+@lru_cache(maxsize=1024)
+def _day_gaps(days_of: Spec, guard: int | None) -> tuple[int, int]:
+    """The largest and smallest number of days between two days the schedule runs on
+    (``days_of`` holds only its day fields)."""
+    weekday_free = guard is None and days_of.dow_star
+    if guard is None and days_of.dom_star and len(days_of.months) == 12:
+        weekdays = sorted(days_of.dow)  # every month, chosen weekdays: a weekly cycle
         day_gaps = [b - a for a, b in itertools.pairwise([*weekdays, weekdays[0] + 7])]
     else:
         # Without a weekday condition the calendar repeats every 4 years (leap days); scan
@@ -76,15 +97,12 @@ def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt
         matching = [
             offset
             for offset in range(days)
-            if _day_matches(spec, _CYCLE_START + dt.timedelta(days=offset), guard)
+            if _day_matches(days_of, _CYCLE_START + dt.timedelta(days=offset), guard)
         ]
         if len(matching) < 2:
             raise ValueError("the schedule never runs (or runs less than once in 28 years)")
         day_gaps = [b - a for a, b in itertools.pairwise(matching)]
-    within = [b - a for a, b in itertools.pairwise(times)]
-    largest = max([*within, max(day_gaps) * 86400 - times[-1] + times[0]])
-    smallest = min([*within, min(day_gaps) * 86400 - times[-1] + times[0]])
-    return dt.timedelta(seconds=largest), dt.timedelta(seconds=smallest)
+    return max(day_gaps), min(day_gaps)
 
 
 def runs(next_run: NextRun, start: int, end: int) -> Iterator[int]:
