@@ -12,24 +12,18 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, SMALL_CATALOG, require_tool
+from conftest import REPO, require_tool
 from crds import validate
-from pvc_catalogs import KOPIUR_ONLY, MIXED_ENGINES, VOLSYNC_ONLY
-from test_cnpg import LEGACY, OWNED
+from test_golden import INLINE_CATALOGS
 
 from homeops_gen import build_plan, load_catalog, load_catalog_text, render_plan
 from homeops_gen.catalog.model import Catalog
 from homeops_gen.generators.alerts import rule_groups
 from homeops_gen.metrics import dangling
 
-CATALOGS = {
-    "bundled": None,
-    "small": SMALL_CATALOG,
-    "cnpg-in-tree": LEGACY,
-    "cnpg-owned": OWNED,
-    "kopiur-only": KOPIUR_ONLY,
-    "volsync-only": VOLSYNC_ONLY,
-    "mixed-engines": MIXED_ENGINES,
+#: The golden catalogs that have a backup (a catalog without services has no dashboard).
+CATALOGS: dict[str, str | None] = {"bundled": None} | {
+    name: text for name, text in INLINE_CATALOGS.items() if name != "no-services"
 }
 DASHBOARD = "grafana/homeops-backups.json"
 CONFIG_MAP = "kubernetes/monitoring/grafana-dashboard.yaml"

@@ -513,12 +513,12 @@ def _resolve_stale_after(
     only backup kopiur takes (its alerts watch kopiur's runs, not a job's)."""
     if snapshots is not None:
         schedule = snapshots
-    if spec.stale_after is None and snapshots is not None:
-        return alert_threshold(snapshots), Origin(
-            "policy",
-            "the largest real gap between kopiur's runs (DST included) plus the time a "
-            "snapshot may take",
-        )
+        if spec.stale_after is None:
+            return alert_threshold(snapshots), Origin(
+                "policy",
+                "the largest real gap between kopiur's runs (DST included) plus the time a "
+                "snapshot may take",
+            )
     if spec.stale_after is None:
         return alert_threshold(schedule, job.run_allowance(schedule)), Origin(
             "policy",

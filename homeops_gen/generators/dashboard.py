@@ -23,6 +23,7 @@ from typing import Any
 
 from homeops_gen.catalog.model import Catalog
 from homeops_gen.generators.alerts import Alert, RuleGroup, rule_groups
+from homeops_gen.generators.backup_jobs import BACKUP_METRICS_JOB, DRILL_METRICS_JOB
 from homeops_gen.generators.drills import NOT_SUBSTITUTED
 from homeops_gen.plan import OutputFile, Text, YamlDocuments
 from homeops_gen.registry import register_generator
@@ -142,7 +143,7 @@ def _duration(group: RuleGroup) -> Panel:
         "Restore drills",
         f"{group.subject}: measured RTO",
         "How long the last successful restore drill took (the service declares no RTO).",
-        f'restore_drill_duration_seconds{{job="homeops_drill",service="{group.subject}"}}',
+        f'restore_drill_duration_seconds{{job="{DRILL_METRICS_JOB}",service="{group.subject}"}}',
         "s",
         (),
         group.subject,
@@ -174,11 +175,11 @@ def within_rpo(found: list[Panel]) -> tuple[str, int]:
     return (" + ".join(terms) if terms else "vector(0)"), len(terms)
 
 
-def _target(expr: str, legend: str = "") -> Any:
+def _target(expr: str) -> Any:
     from grafana_foundation_sdk.builders import prometheus
 
     query = prometheus.Dataquery().expr(expr).ref_id("A").instant()
-    return query.legend_format(legend) if legend else query
+    return query
 
 
 def _thresholds(steps: tuple[tuple[float, str], ...], base_colour: str = _GREEN) -> Any:
@@ -288,7 +289,7 @@ def _size_target() -> Any:
 
     return (
         prometheus.Dataquery()
-        .expr('backup_last_size_bytes{job="homeops_backup"}')
+        .expr(f'backup_last_size_bytes{{job="{BACKUP_METRICS_JOB}"}}')
         .ref_id("A")
         .legend_format("{{service}}")
     )

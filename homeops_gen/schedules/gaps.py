@@ -10,6 +10,7 @@ of all is kept with the instant it starts.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable, Hashable, Iterator
@@ -67,19 +68,14 @@ def calendar_gap(spec: Spec, guard: int | None = None) -> tuple[dt.timedelta, dt
     )
     # The days a schedule runs on do not depend on its times: schedules that differ only in
     # their (staggered) minutes and hours share one scan of the calendar.
+    no_times = frozenset[int]()
     largest_days, smallest_days = _day_gaps(
-        Spec(frozenset(), frozenset(), frozenset(), *_day_fields(spec)), guard
+        dataclasses.replace(spec, seconds=no_times, minutes=no_times, hours=no_times), guard
     )
     within = [b - a for a, b in itertools.pairwise(times)]
     largest = max([*within, largest_days * 86400 - times[-1] + times[0]])
     smallest = min([*within, smallest_days * 86400 - times[-1] + times[0]])
     return dt.timedelta(seconds=largest), dt.timedelta(seconds=smallest)
-
-
-def _day_fields(
-    spec: Spec,
-) -> tuple[frozenset[int], frozenset[int], frozenset[int], bool, bool]:
-    return spec.dom, spec.months, spec.dow, spec.dom_star, spec.dow_star
 
 
 @lru_cache(maxsize=1024)
