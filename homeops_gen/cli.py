@@ -326,8 +326,8 @@ def _fingerprint(args: argparse.Namespace) -> str | None:
 def _cached(args: argparse.Namespace, fingerprint: str) -> int | None:
     """Answer from the cache when out/ is what a run with the same inputs left: exit 0."""
     from homeops_gen.cache import lookup
+    from homeops_gen.changes import Action, Change, WriteMode
     from homeops_gen.errors import Problem
-    from homeops_gen.writer import Action, Change, WriteMode
 
     hit = lookup(fingerprint, Path(args.out))
     if hit is None:
@@ -461,8 +461,8 @@ def _remember(
     import zoneinfo
 
     from homeops_gen.cache import record
+    from homeops_gen.changes import Action
     from homeops_gen.registry import foreign_generators
-    from homeops_gen.writer import Action
 
     if foreign_generators():
         return  # generators the fingerprint cannot see took part

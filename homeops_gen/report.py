@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from homeops_gen.writer import Action, Change, WriteMode
+from homeops_gen.changes import Action, Change, WriteMode
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_OK", "Report", "check_word"]
 

@@ -14,12 +14,14 @@ A write is all or nothing:
    a half-applied ``out/`` (it removes the lock file again if it made it, and makes none
    when ``out/`` does not exist). A killed run's lock file is no one's lock: the next write
    takes it and removes it.
-2. Every new or changed file is written, and fsynced, to a temporary beside it
-   (``.<name>.homeops_gen-XXXXXXXX.tmp``). An error up to this point removes them again:
-   ``out/`` is left as it was.
+2. Every new or changed file is written to a temporary beside it
+   (``.<name>.homeops_gen-XXXXXXXX.tmp``), then one ``syncfs(2)`` of the file system makes
+   them all durable (``sync(2)`` where there is no ``syncfs``): an ``fsync`` per file cost
+   several times the whole write. An error up to this point removes them again: ``out/`` is
+   left as it was.
 3. The journal (:data:`JOURNAL_NAME`, written atomically) records the final manifest and
-   every rename and delete. Then the renames and deletes are done, the manifest is written
-   and the journal removed.
+   every rename and delete. Then the renames and deletes are done and flushed the same way,
+   the manifest is written (fsynced) and the journal removed.
 4. The next write that finds a journal finishes that run first (roll forward); a journal it
    cannot read is dropped (it was complete before the first rename, so nothing had been
    renamed). It removes the temporaries killed runs left. ``CHECK`` reports both as drift.
@@ -36,17 +38,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import enum
+import functools
 import json
 import os
 import re
-import tempfile
+import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from homeops_gen.changes import Action, Change, WriteMode
 from homeops_gen.errors import OutputError
 from homeops_gen.plan import MANIFEST_NAME, check_output_path
 from homeops_gen.render import HEADER
@@ -88,30 +90,6 @@ _LEGACY_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 _TEMP_REASON = "a temporary file of an interrupted homeops_gen run"
 _JOURNAL_REASON = "the journal of an interrupted homeops_gen run"
 _BAD_JOURNAL_REASON = "the unreadable journal of an interrupted homeops_gen run"
-
-
-class WriteMode(enum.Enum):
-    WRITE = "write"
-    CHECK = "check"
-
-
-class Action(enum.Enum):
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    IDENTICAL = "identical"
-    #: A planned path holds a different file that homeops_gen did not generate.
-    CONFLICT = "conflict"
-
-
-@dataclass(frozen=True)
-class Change:
-    path: str
-    action: Action
-    old: bytes | None
-    new: bytes | None
-    #: Why a planned path is a conflict (``Action.CONFLICT``), or what left a stray file.
-    reason: str = ""
 
 
 class OutputWriteError(OutputError):
@@ -159,42 +137,88 @@ def read_manifest(out_dir: Path) -> frozenset[str]:
     return frozenset(e for e in entries if e and not e.startswith("#") and _safe(e))
 
 
-def _obstacle(
-    out_dir: Path, path: str, folders: dict[Path, str | None] | None = None
-) -> str | None:
+def _obstacle(out_dir: Path, path: str, folders: dict[str, str | None] | None = None) -> str | None:
     """Why ``path`` cannot be written as a plain file inside ``out_dir``, or ``None``.
 
     A symbolic link among the parent folders could lead a write or a delete outside
     ``out_dir``, so it is an obstacle too. ``folders`` remembers the verdict on each folder
     across the paths of one comparison.
     """
-    known = {} if folders is None else folders
-    parts = PurePosixPath(path).parts
-    for depth in range(1, len(parts)):
-        folder = out_dir.joinpath(*parts[:depth])
-        if folder not in known:
-            known[folder] = _folder_obstacle(folder)
-        if known[folder] is not None:
-            return known[folder]
-    target = out_dir / path
-    if target.exists() and not target.is_file():
-        return f"{target}: exists and is not a regular file"
-    return None
+    return _parents_obstacle(out_dir, path, {} if folders is None else folders) or (
+        _target_obstacle(out_dir / path)
+    )
+
+
+def _parents_obstacle(out_dir: Path, path: str, folders: dict[str, str | None]) -> str | None:
+    """The obstacle among the folders of ``path`` (outermost first), each looked at once."""
+    cut = path.rfind("/")
+    if cut < 0:
+        return None
+    parent = path[:cut]
+    if parent not in folders:
+        folders[parent] = _parents_obstacle(out_dir, parent, folders) or _folder_obstacle(
+            out_dir / parent
+        )
+    return folders[parent]
 
 
 def _folder_obstacle(folder: Path) -> str | None:
-    if folder.is_symlink():
+    try:
+        mode = os.lstat(folder).st_mode
+    except OSError:
+        return None  # missing (or unreachable: the write says why)
+    if stat.S_ISLNK(mode):
         return f"{folder}: is a symbolic link"
-    if folder.exists() and not folder.is_dir():
+    if not stat.S_ISDIR(mode):
         return f"{folder}: exists and is not a directory"
     return None
 
 
-def _read(path: Path) -> bytes | None:
+def _target_obstacle(target: Path) -> str | None:
     try:
-        return path.read_bytes() if path.is_file() else None
+        mode = os.stat(target).st_mode
     except OSError:
         return None
+    return None if stat.S_ISREG(mode) else f"{target}: exists and is not a regular file"
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO at a path must not block the open
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_target(target: Path) -> tuple[bytes | None, str | None]:
+    """``(bytes, None)`` of the regular file at ``target`` (links followed), ``(None, None)``
+    when there is none, ``(None, why)`` when something else is there: one open, one fstat
+    and (for a file that did not grow meanwhile) one read."""
+    try:
+        fd = os.open(target, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError:  # a socket, or no permission: the slow path says which
+        return None, _target_obstacle(target)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{target}: exists and is not a regular file"
+        return _read_fd(fd, info.st_size), None
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)
+    if len(data) <= size:  # a short read of a regular file is its end
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read(path: Path) -> bytes | None:
+    return _open_target(path)[0]
 
 
 def _same(old: bytes, new: bytes) -> bool:
@@ -226,7 +250,7 @@ def plan_changes(rendered: Mapping[str, bytes], out_dir: Path) -> list[Change]:
         )
     owned = _owned(out_dir)
     wanted = {**rendered, MANIFEST_NAME: render_manifest(tuple(rendered))}
-    folders: dict[Path, str | None] = {}
+    folders: dict[str, str | None] = {}
     changes = [_compare(out_dir, path, new, owned, folders) for path, new in wanted.items()]
     for path in sorted(owned - wanted.keys()):
         old = _read(out_dir / path)
@@ -242,14 +266,18 @@ def _owned(out_dir: Path) -> frozenset[str]:
 
 
 def _compare(
-    out_dir: Path, path: str, new: bytes, owned: frozenset[str], folders: dict[Path, str | None]
+    out_dir: Path, path: str, new: bytes, owned: frozenset[str], folders: dict[str, str | None]
 ) -> Change:
-    obstacle = _obstacle(out_dir, path, folders)
+    obstacle = _parents_obstacle(out_dir, path, folders)
+    old = None
+    if obstacle is None:
+        old, obstacle = _open_target(out_dir / path)
     if obstacle is not None:
         return Change(path, Action.CONFLICT, None, new, obstacle)
-    old = _read(out_dir / path)
     if old is None:
         return Change(path, Action.CREATE, None, new)
+    if old == new:  # one copy of the bytes is kept, not two
+        return Change(path, Action.IDENTICAL, new, new)
     if _same(old, new):
         return Change(path, Action.IDENTICAL, old, new)
     if path in owned or path == MANIFEST_NAME:
@@ -565,11 +593,20 @@ def _apply(changes: list[Change], out_dir: Path) -> None:
     )
     made: list[Path] = []
     staged: list[tuple[Path, Path]] = []
+    ready: set[Path] = set()
     try:
         for change in files:
             target = out_dir / change.path
-            _make_folders(target.parent, out_dir, made)
-            staged.append((_stage(target, change.new or b""), target))
+            if (parent := target.parent) not in ready:
+                _make_folders(parent, out_dir, made)
+                ready.add(parent)
+            staged.append((_stage(target, change.new or b"", sync=False), target))
+        # One flush of the file system makes every temporary durable before the journal
+        # names them (an fsync per file costs several times the whole write).
+        try:
+            _flush(out_dir)
+        except OSError as exc:
+            raise _StepFailed(out_dir, "flush", exc) from None
         _fault("temporaries-written")
         journal = _Journal(
             manifest,
@@ -634,17 +671,18 @@ def _finish(
 
     A temporary that is gone was renamed already. Raises :class:`_StepFailed`.
     """
-    touched = {out_dir, *(folder.parent for folder in created)}
+    folders: dict[str, str | None] = {}
     for temporary, target in journal.renames:
         source, dest = out_dir / temporary, out_dir / target
-        if not source.is_file() or _obstacle(out_dir, target) is not None:
-            continue  # renamed before this run was interrupted (or never safe to)
+        if _obstacle(out_dir, target, folders) is not None:
+            continue  # never safe to rename
         try:
             os.replace(source, dest)
+        except FileNotFoundError:
+            continue  # renamed before this run was interrupted
         except OSError as exc:
             raise _StepFailed(dest, "write", exc) from None
         progress.renamed.append(target)
-        touched.add(dest.parent)
         _fault(f"renamed-{len(progress.renamed)}")
     for path in journal.deletes:
         dest = out_dir / path
@@ -655,14 +693,17 @@ def _finish(
         except OSError as exc:
             raise _StepFailed(dest, "delete", exc) from None
         progress.deleted.append(path)
-        touched.add(dest.parent)
         _remove_empty_parents(dest.parent, out_dir)
         _fault(f"deleted-{len(progress.deleted)}")
-    for folder in touched:
-        _sync_folder(folder)
+    try:
+        _flush(out_dir)  # the renames and deletes, before the manifest and the journal's end
+    except OSError as exc:
+        raise _StepFailed(out_dir, "flush", exc) from None
     _fault("before-manifest")
-    # Never list a file that is not there (a temporary removed by hand, say).
-    listed = [p for p in journal.manifest if (out_dir / p).is_file()]
+    # Never list a file that is not there (a temporary removed by hand, say); the ones
+    # this run renamed into place are.
+    renamed = set(progress.renamed)
+    listed = [p for p in journal.manifest if p in renamed or (out_dir / p).is_file()]
     data = render_manifest(listed)
     manifest = out_dir / MANIFEST_NAME
     current = _read(manifest)
@@ -712,22 +753,33 @@ def _make_folders(folder: Path, out_dir: Path, made: list[Path]) -> None:
         made.append(new)
 
 
-def _stage(target: Path, data: bytes) -> Path:
-    """Write ``data`` to a new, fsynced temporary beside ``target``; raises :class:`_StepFailed`."""
-    try:
-        fd, name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}{_TEMP_MARK}", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise _StepFailed(target, "write", exc) from None
-    temporary = Path(name)
+_NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _stage(target: Path, data: bytes, *, sync: bool = True) -> Path:
+    """Write ``data`` to a new temporary beside ``target`` (fsynced when ``sync``; else the
+    caller flushes); raises :class:`_StepFailed`."""
+    for _ in range(100):
+        mark = "".join(_NAME_CHARACTERS[b % 37] for b in os.urandom(8))
+        temporary = target.with_name(f".{target.name}{_TEMP_MARK}{mark}.tmp")
+        try:
+            fd = os.open(temporary, _CREATE, 0o644)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _StepFailed(target, "write", exc) from None
+    else:  # pragma: no cover - 100 collisions of 8 random characters
+        raise _StepFailed(target, "write", FileExistsError(17, "no free temporary name"))
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.chmod(temporary, 0o644)
-            os.fsync(fd)
+            os.fchmod(fd, 0o644)  # whatever the umask: the mode a generated file has
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:
@@ -744,6 +796,31 @@ def _write_atomic(target: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(target.parent)
+
+
+def _flush(folder: Path) -> None:
+    """Make every write so far on ``folder``'s file system durable: one ``syncfs(2)`` where
+    the C library has it (Linux), else ``sync(2)``."""
+    fd = os.open(folder, os.O_RDONLY | _CLOEXEC)
+    try:
+        syncfs = _syncfs()
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _sync_folder(folder: Path) -> None:

@@ -578,3 +578,64 @@ def test_registry_rejects_shadowing_a_built_in() -> None:
     with pytest.raises(ValueError, match="a generator named 'index' is already registered"):
         register_generator("index")(emitting("README.md"))
     assert registry._REGISTRY["index"] is original
+
+
+def test_apply_changes_writes_mode_0644_whatever_the_umask(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    old = os.umask(0o077)
+    try:
+        apply_changes(plan_changes({"a/b.txt": b"a\n"}, out), out)
+    finally:
+        os.umask(old)
+    assert (out / "a/b.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_temporaries_are_flushed_before_the_journal_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One flush of the file system stands for an fsync per file: it must come after the
+    last temporary and before the journal, and again after the renames, before the
+    manifest is replaced and the journal removed."""
+    from homeops_gen import writer
+
+    out = tmp_path / "out"
+    own(out, "gone.txt")
+    put(out, "gone.txt", b"old\n")
+    events: list[str] = []
+    stage, flush, journal = writer._stage, writer._flush, writer._write_journal
+    real_replace = os.replace
+
+    def staged(target: Path, data: bytes, *, sync: bool = True) -> Path:
+        events.append(f"stage {target.name} sync={sync}")
+        return stage(target, data, sync=sync)
+
+    def flushed(folder: Path) -> None:
+        events.append("flush")
+        flush(folder)
+
+    def journalled(folder: Path, entry: object) -> None:
+        events.append("journal")
+        journal(folder, entry)  # type: ignore[arg-type]
+
+    def replaced(source: object, dest: object) -> None:
+        events.append(f"replace {Path(str(dest)).name}")
+        real_replace(source, dest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_stage", staged)
+    monkeypatch.setattr(writer, "_flush", flushed)
+    monkeypatch.setattr(writer, "_write_journal", journalled)
+    monkeypatch.setattr(os, "replace", replaced)
+    apply_changes(plan_changes({"a.txt": b"a\n", "b/c.txt": b"c\n"}, out), out)
+    assert events == [
+        "stage a.txt sync=False",
+        "stage c.txt sync=False",
+        "flush",
+        "journal",
+        "stage .homeops_gen-journal sync=True",
+        "replace a.txt",
+        "replace c.txt",
+        "flush",
+        f"stage {MANIFEST_NAME} sync=True",
+        f"replace {MANIFEST_NAME}",
+    ]
+    assert not (out / "gone.txt").exists()
