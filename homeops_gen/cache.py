@@ -48,13 +48,18 @@ def cache_enabled() -> bool:
     return os.environ.get("HOMEOPS_GEN_NO_CACHE", "") in ("", "0")
 
 
-def _cache_file(out_dir: Path) -> Path:
+def cache_base() -> Path:
+    """The folder of homeops_gen's caches (the up-to-date records, compiled templates)."""
     base = os.environ.get("HOMEOPS_GEN_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         base = str(Path(xdg) / "homeops_gen")
+    return Path(base)
+
+
+def _cache_file(out_dir: Path) -> Path:
     name = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:32]
-    return Path(base) / f"{name}.json"
+    return cache_base() / f"{name}.json"
 
 
 def _files_below(root: Path) -> list[Path]:

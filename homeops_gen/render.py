@@ -6,6 +6,7 @@ newline, and a fixed "do not edit" header in the comment syntax of the file's ty
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shlex
 from collections.abc import Mapping, Sequence
@@ -157,6 +158,7 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
 
     environment = jinja2.Environment(
         loader=loader,
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -179,3 +181,32 @@ def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
         shell_quote=shlex.quote,
     )
     return environment
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (``<cache folder>/jinja``), so that a process
+    does not compile every template again. Jinja keys each entry by the template's name and
+    file and checks the source's checksum and its own and Python's versions, so an edited
+    template or an override folder is compiled anew. A cache that cannot be read or
+    written only means compiling."""
+    import jinja2
+
+    from homeops_gen.cache import cache_base
+
+    class Tolerant(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # a damaged entry: compile again
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    folder = cache_base() / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return Tolerant(str(folder))
