@@ -233,26 +233,40 @@ def _check_out_dir(out_dir: Path) -> None:
             return
 
 
-def plan_changes(rendered: Mapping[str, bytes], out_dir: Path) -> list[Change]:
+#: Rendered files: a mapping of path to bytes, or pairs of them produced one at a time.
+Rendered = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
+
+
+def plan_changes(rendered: Rendered, out_dir: Path, *, keep: bool = True) -> list[Change]:
     """Compare ``rendered`` (plus the manifest) with ``out_dir``; sorted by path.
 
-    The files an interrupted run's journal lists count as owned, as they will be once the
-    next write has finished that run.
+    ``rendered`` may be a stream of ``(path, bytes)`` pairs: each file is compared as it
+    comes, and with ``keep=False`` an identical file keeps none of its bytes (its change
+    has ``old`` and ``new`` ``None``), so that no more than the files that differ are held
+    at once. The files an interrupted run's journal lists count as owned, as they will be
+    once the next write has finished that run.
     """
     _check_out_dir(out_dir)
-    reserved = sorted(path for path in rendered if _reserved(path))
+    owned = _owned(out_dir)
+    folders: dict[str, str | None] = {}
+    pairs = rendered.items() if isinstance(rendered, Mapping) else rendered
+    paths, reserved, changes = [], [], []
+    for path, new in pairs:
+        paths.append(path)
+        if _reserved(path):
+            reserved.append(path)
+        elif not reserved:
+            changes.append(_compare(out_dir, path, new, owned, folders, keep))
     if reserved:
         raise OutputError(
             [
                 f"{out_dir / path}: the name is reserved for the writer's own files"
-                for path in reserved
+                for path in sorted(reserved)
             ]
         )
-    owned = _owned(out_dir)
-    wanted = {**rendered, MANIFEST_NAME: render_manifest(tuple(rendered))}
-    folders: dict[str, str | None] = {}
-    changes = [_compare(out_dir, path, new, owned, folders) for path, new in wanted.items()]
-    for path in sorted(owned - wanted.keys()):
+    manifest = render_manifest(paths)
+    changes.append(_compare(out_dir, MANIFEST_NAME, manifest, owned, folders, keep))
+    for path in sorted(owned.difference(paths, (MANIFEST_NAME,))):
         old = _read(out_dir / path)
         if old is not None and _obstacle(out_dir, path, folders) is None:
             changes.append(Change(path, Action.DELETE, old, None))
@@ -266,7 +280,12 @@ def _owned(out_dir: Path) -> frozenset[str]:
 
 
 def _compare(
-    out_dir: Path, path: str, new: bytes, owned: frozenset[str], folders: dict[str, str | None]
+    out_dir: Path,
+    path: str,
+    new: bytes,
+    owned: frozenset[str],
+    folders: dict[str, str | None],
+    keep: bool = True,
 ) -> Change:
     obstacle = _parents_obstacle(out_dir, path, folders)
     old = None
@@ -276,8 +295,12 @@ def _compare(
         return Change(path, Action.CONFLICT, None, new, obstacle)
     if old is None:
         return Change(path, Action.CREATE, None, new)
-    if old == new:  # one copy of the bytes is kept, not two
-        return Change(path, Action.IDENTICAL, new, new)
+    if old == new:  # one copy of the bytes is kept, not two (or none)
+        return (
+            Change(path, Action.IDENTICAL, new, new)
+            if keep
+            else Change(path, Action.IDENTICAL, None, None)
+        )
     if _same(old, new):
         return Change(path, Action.IDENTICAL, old, new)
     if path in owned or path == MANIFEST_NAME:
@@ -1008,16 +1031,18 @@ def _decode(data: bytes | None) -> str | None:
 # --- entry points ----------------------------------------------------------------------------
 
 
-def _known(rendered: Mapping[str, bytes], out_dir: Path) -> set[str]:
-    return {*rendered, *_owned(out_dir)}
+def _known(paths: Iterable[str], out_dir: Path) -> set[str]:
+    return {*paths, *_owned(out_dir)}
 
 
 def write_output(
-    rendered: Mapping[str, bytes], out_dir: str | Path, *, lock_timeout: float | None = None
+    rendered: Rendered, out_dir: str | Path, *, lock_timeout: float | None = None
 ) -> Report:
     """Bring ``out_dir`` in line with ``rendered``, all or nothing; returns what changed.
 
-    An interrupted earlier write is finished first; the report counts what that did too.
+    ``rendered`` given as a stream of ``(path, bytes)`` pairs is compared as it comes, and
+    the report's identical files carry no bytes (see :func:`plan_changes`). An interrupted
+    earlier write is finished first; the report counts what that did too.
     """
     from homeops_gen.report import Report
 
@@ -1025,32 +1050,51 @@ def write_output(
     _check_out_dir(out)
     with _locked(out, writing=True, timeout=lock_timeout):
         _fault("locked")
-        found = unfinished_run(out, _known(rendered, out))
-        before, left = None, []
-        if found:  # what out/ held when this run began, to report what finishing it changes
-            before, left = plan_changes(rendered, out), _leftovers(out, found, read=False)
-            removed = _recover(out, found)
-            left = [c for c in left if c.path in removed]
-        changes = plan_changes(rendered, out)
-        _fault("planned")
-        _apply(changes, out)
-    if before is not None:
-        changes = _since(before, changes, left)
+        if not isinstance(rendered, Mapping) and _read_journal(out)[0]:
+            rendered = dict(rendered)  # finishing that write first compares twice
+        if isinstance(rendered, Mapping):
+            changes = _write_mapping(rendered, out)
+        else:
+            changes = plan_changes(rendered, out, keep=False)
+            found = unfinished_run(out, _known((c.path for c in changes), out))
+            if found:  # temporaries only (no journal): removing them changes no planned file
+                left = _leftovers(out, found, read=False)
+                removed = _recover(out, found)
+                changes = _since(changes, changes, [c for c in left if c.path in removed])
+            _fault("planned")
+            _apply(changes, out)
     return Report(WriteMode.WRITE, tuple(changes))
 
 
+def _write_mapping(rendered: Mapping[str, bytes], out: Path) -> list[Change]:
+    found = unfinished_run(out, _known(rendered, out))
+    before, left = None, []
+    if found:  # what out/ held when this run began, to report what finishing it changes
+        before, left = plan_changes(rendered, out), _leftovers(out, found, read=False)
+        removed = _recover(out, found)
+        left = [c for c in left if c.path in removed]
+    changes = plan_changes(rendered, out)
+    _fault("planned")
+    _apply(changes, out)
+    return changes if before is None else _since(before, changes, left)
+
+
 def check_output(
-    rendered: Mapping[str, bytes], out_dir: str | Path, *, lock_timeout: float | None = None
+    rendered: Rendered, out_dir: str | Path, *, lock_timeout: float | None = None
 ) -> Report:
     """Compare ``out_dir`` with ``rendered`` without writing; ``report.exit_code`` is 1 on drift.
 
-    An interrupted write's journal and temporaries are drift too (stale files).
+    ``rendered`` given as a stream of ``(path, bytes)`` pairs is compared as it comes, and
+    the report's identical files carry no bytes. An interrupted write's journal and
+    temporaries are drift too (stale files).
     """
     from homeops_gen.report import Report
 
     out = Path(out_dir)
     _check_out_dir(out)
+    keep = isinstance(rendered, Mapping)
     with _locked(out, writing=False, timeout=lock_timeout):
-        changes = plan_changes(rendered, out)
-        changes += _leftovers(out, unfinished_run(out, _known(rendered, out)))
+        changes = plan_changes(rendered, out, keep=keep)
+        known = _known((c.path for c in changes), out)
+        changes += _leftovers(out, unfinished_run(out, known))
     return Report(WriteMode.CHECK, tuple(sorted(changes, key=lambda c: c.path)))
