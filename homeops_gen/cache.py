@@ -147,8 +147,12 @@ def _interrupted(out_dir: Path, files: Iterable[str]) -> bool:
     return bool(unfinished_run(out_dir, files))
 
 
-def _sha(data: bytes) -> str:
+def digest(data: bytes) -> str:
+    """What the cache records of a file's bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+_sha = digest
 
 
 def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
@@ -170,11 +174,12 @@ def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
 def record(
     fingerprint: str,
     out_dir: Path,
-    files: Mapping[str, bytes],
+    files: Mapping[str, str],
     lint: Sequence[list[Any]],
     read: Iterable[Path] = (),
 ) -> None:
-    """Remember that ``out_dir`` held ``files`` (path: bytes) for ``fingerprint``.
+    """Remember that ``out_dir`` held ``files`` (path: SHA-256 of its bytes, see
+    :func:`digest`) for ``fingerprint``.
 
     ``read`` names files outside the project whose content the output depends on.
     Best effort: a cache that cannot be written only means a full run next time.
@@ -182,7 +187,7 @@ def record(
     try:
         entry = {
             "fingerprint": fingerprint,
-            "files": {path: _sha(data) for path, data in sorted(files.items())},
+            "files": dict(sorted(files.items())),
             "lint": list(lint),
             "read": {str(path): _sha(path.read_bytes()) for path in read},
         }

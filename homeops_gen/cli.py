@@ -11,7 +11,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -422,11 +422,16 @@ def _audit(args: argparse.Namespace) -> int:
 def _generate(
     args: argparse.Namespace, catalog: Catalog, findings: LintProblems, fingerprint: str | None
 ) -> int:
-    from homeops_gen.plan import build_plan
-    from homeops_gen.render import render_plan
+    from homeops_gen.plan import iter_plan
+    from homeops_gen.render import render_stream
     from homeops_gen.writer import check_output, interruption_note, write_output
 
-    rendered = render_plan(build_plan(catalog), _template_dirs(args))
+    # Each file is planned, rendered and compared in turn and then let go: the run holds
+    # the bytes of the files that differ, not of every file.
+    rendered = render_stream(iter_plan(catalog), _template_dirs(args))
+    digests: dict[str, str] = {}
+    if fingerprint is not None:
+        rendered = _digested(rendered, digests)
     out_display = Path(args.out).as_posix()
     if args.check or args.command == "check":
         report = check_output(rendered, args.out)
@@ -440,7 +445,7 @@ def _generate(
         print(f"homeops_gen: {note}", file=sys.stderr)
     print(f"homeops_gen: {report.summary(out_display)}", file=sys.stderr)
     if report.exit_code == 0 and fingerprint is not None:
-        _remember(args, catalog, report, findings, fingerprint)
+        _remember(args, catalog, report, findings, fingerprint, digests)
     if args.exit_non_zero_on_write and report.drift:
         return EXIT_DRIFT
     return report.exit_code
@@ -452,31 +457,45 @@ def _remember(
     report: Report,
     findings: LintProblems,
     fingerprint: str,
+    digests: Mapping[str, str],
 ) -> None:
-    """Record an up-to-date out/ for the next run: the bytes compared or written, by path.
+    """Record an up-to-date out/ for the next run: the digests of the bytes compared or
+    written, by path (``digests``: of the rendered files).
 
     The fingerprint is the one taken before the run, so a catalog saved during it does not
     get recorded against the output of the old one.
     """
     import zoneinfo
 
-    from homeops_gen.cache import record
+    from homeops_gen.cache import digest, record
     from homeops_gen.changes import Action
     from homeops_gen.registry import foreign_generators
 
     if foreign_generators():
         return  # generators the fingerprint cannot see took part
-    files = {
-        c.path: (c.old if c.action is Action.IDENTICAL else c.new) or b""
-        for c in report.changes
-        if c.action is not Action.DELETE
-    }
+    files = {}
+    for c in report.changes:
+        if c.action is Action.DELETE:
+            continue
+        held = c.old if c.action is Action.IDENTICAL else c.new  # identical: what is on disk
+        files[c.path] = digest(held) if held is not None else digests[c.path]
     zone = catalog.settings.timezone
     read = [Path(root) / zone for root in zoneinfo.TZPATH if (Path(root) / zone).is_file()][:1]
     lint: list[list[Any]] = [
         [p.file, p.line, p.column, list(p.loc), p.message, severity] for p, severity in findings
     ]
     record(fingerprint, Path(args.out), files, lint, read)
+
+
+def _digested(
+    rendered: Iterable[tuple[str, bytes]], digests: dict[str, str]
+) -> Iterator[tuple[str, bytes]]:
+    """``rendered``, noting the cache's digest of each file's bytes on the way."""
+    from homeops_gen.cache import digest
+
+    for path, data in rendered:
+        digests[path] = digest(data)
+        yield path, data
 
 
 def _print_diffs(report: Report, out_display: str, annotate: bool) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from homeops_gen.errors import PlanError
@@ -23,6 +22,7 @@ __all__ = [
     "YamlDocuments",
     "build_plan",
     "check_output_path",
+    "iter_plan",
 ]
 
 #: The writer's record of the files it owns in the output folder.
@@ -83,8 +83,7 @@ class Plan:
 
 def check_output_path(path: str) -> str | None:
     """Why ``path`` is not a safe relative output path, or ``None`` if it is."""
-    pure = PurePosixPath(path)
-    if not path or "\\" in path or pure.is_absolute():
+    if not path or "\\" in path or path.startswith("/"):  # PurePosixPath(path).is_absolute()
         return "must be a relative POSIX path"
     if any(part in ("", ".", "..") for part in path.split("/")):
         return "must not contain empty, '.' or '..' segments"
@@ -98,27 +97,40 @@ def build_plan(catalog: Catalog, generators: Sequence[Any] | None = None) -> Pla
 
     Raises :class:`PlanError` when a path is unsafe or claimed by two generators.
     """
+    return Plan(tuple(sorted(iter_plan(catalog, generators), key=lambda f: f.path)))
+
+
+def iter_plan(catalog: Catalog, generators: Sequence[Any] | None = None) -> Iterator[OutputFile]:
+    """The files of :func:`build_plan` one at a time, in the generators' order, so that a
+    caller can render and compare each and let it go. Raises :class:`PlanError` once every
+    generator has run, listing every unsafe or twice-claimed path (those are not yielded).
+    """
     if generators is None:
         from homeops_gen.registry import registered_generators
 
         generators = registered_generators()
-    claimed: dict[str, OutputFile] = {}
+    claimed: dict[str, str] = {}
     problems: list[str] = []
     for generator in generators:
         for output in _run(generator.name, generator.function(catalog)):
             reason = check_output_path(output.path)
             if reason is not None:
                 problems.append(f"generator {output.generator!r}: path {output.path!r} {reason}")
-            elif (first := claimed.setdefault(output.path, output)) is not output:
+            elif (first := claimed.get(output.path)) is not None:
                 problems.append(
                     f"path {output.path!r} is claimed by generators "
-                    f"{first.generator!r} and {output.generator!r}"
+                    f"{first!r} and {output.generator!r}"
                 )
+            else:
+                claimed[output.path] = output.generator
+                yield output
     if problems:
         raise PlanError(problems)
-    return Plan(tuple(sorted(claimed.values(), key=lambda f: f.path)))
 
 
 def _run(name: str, outputs: Iterable[OutputFile]) -> Iterable[OutputFile]:
     for output in outputs:
-        yield dataclasses.replace(output, generator=name)
+        if type(output) is OutputFile:  # what dataclasses.replace builds, without its cost
+            yield OutputFile(output.path, output.payload, name, output.subject)
+        else:
+            yield dataclasses.replace(output, generator=name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ __all__ = [
     "packaged_templates_dir",
     "render_file",
     "render_plan",
+    "render_stream",
     "ruamel_yaml",
     "to_yaml",
 ]
@@ -55,6 +56,15 @@ def render_plan(plan: Plan, template_dirs: Sequence[Path] = ()) -> dict[str, byt
     """Render every file of ``plan``. ``template_dirs`` override packaged templates, in order."""
     dirs = tuple(Path(d).resolve() for d in template_dirs)
     return {output.path: render_file(output, dirs) for output in plan.files}
+
+
+def render_stream(
+    files: Iterable[OutputFile], template_dirs: Sequence[Path] = ()
+) -> Iterator[tuple[str, bytes]]:
+    """``(path, bytes)`` of each file of ``files`` as it comes (see :func:`render_plan`)."""
+    dirs = tuple(Path(d).resolve() for d in template_dirs)
+    for output in files:
+        yield output.path, render_file(output, dirs)
 
 
 def render_file(output: OutputFile, template_dirs: tuple[Path, ...] = ()) -> bytes:

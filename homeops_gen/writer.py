@@ -265,7 +265,7 @@ def plan_changes(rendered: Rendered, out_dir: Path, *, keep: bool = True) -> lis
             ]
         )
     manifest = render_manifest(paths)
-    changes.append(_compare(out_dir, MANIFEST_NAME, manifest, owned, folders, keep))
+    changes.append(_compare(out_dir, MANIFEST_NAME, manifest, owned, folders))
     for path in sorted(owned.difference(paths, (MANIFEST_NAME,))):
         old = _read(out_dir / path)
         if old is not None and _obstacle(out_dir, path, folders) is None:
