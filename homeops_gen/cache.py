@@ -118,21 +118,53 @@ def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def _unchanged(out_dir: Path, files: dict[str, str]) -> bool:
-    """Every recorded file is a regular file with its recorded content, reached without links."""
-    seen: set[Path] = set()
+#: A file whose status changed less than this before the record was taken is read again
+#: (file times come from a coarse clock: a write just after the record could keep them).
+_RACY_NS = 100_000_000
+
+
+def _signature(info: os.stat_result) -> list[int]:
+    """What changes whenever a file's bytes do: ``ctime`` is set by the kernel on every
+    write, rename or ``utime`` and cannot be set back (unlike ``mtime``)."""
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def signatures(out_dir: Path, paths: Iterable[str]) -> dict[str, list[int]]:
+    """The status of each file as the run left it, for :func:`record`."""
+    found = {}
+    for relative in paths:
+        with contextlib.suppress(OSError):
+            found[relative] = _signature(os.lstat(out_dir / relative))
+    return found
+
+
+def _unchanged(
+    out_dir: Path, files: dict[str, str], status: dict[str, list[int]], taken: int
+) -> bool:
+    """Every recorded file is a regular file with its recorded content, reached without
+    links. A file whose status is the recorded one, recorded well after its last change,
+    is not read again (as Git trusts its index); any other is read and hashed."""
+    base = os.fspath(out_dir)
+    if not stat.S_ISDIR(os.lstat(base).st_mode):
+        return False
+    seen: set[str] = set()
     for relative, sha in files.items():
-        target = out_dir / relative
-        for folder in target.relative_to(out_dir).parents:
-            path = out_dir / folder
-            if path not in seen:
-                if not stat.S_ISDIR(os.lstat(path).st_mode):
-                    return False
-                seen.add(path)
-        if not stat.S_ISREG(os.lstat(target).st_mode):
+        cut = relative.rfind("/")
+        while cut > 0 and (folder := relative[:cut]) not in seen:
+            if not stat.S_ISDIR(os.lstat(f"{base}/{folder}").st_mode):
+                return False
+            seen.add(folder)
+            cut = folder.rfind("/")
+        target = f"{base}/{relative}"
+        info = os.lstat(target)
+        if not stat.S_ISREG(info.st_mode):
             return False
-        if hashlib.sha256(target.read_bytes()).hexdigest() != sha:
-            return False
+        known = status.get(relative)
+        if known == _signature(info) and info.st_ctime_ns < taken - _RACY_NS:
+            continue
+        with open(target, "rb") as file:
+            if hashlib.sha256(file.read()).hexdigest() != sha:
+                return False
     return True
 
 
@@ -159,7 +191,9 @@ def lookup(fingerprint: str, out_dir: Path) -> CacheHit | None:
     """The recorded answer for ``fingerprint``, if ``out_dir`` still holds what it held."""
     try:
         entry = json.loads(_cache_file(out_dir).read_text(encoding="utf-8"))
-        if entry.get("fingerprint") != fingerprint or not _unchanged(out_dir, entry["files"]):
+        if entry.get("fingerprint") != fingerprint or not _unchanged(
+            out_dir, entry["files"], entry.get("status", {}), entry.get("taken", 0)
+        ):
             return None
         if _interrupted(out_dir, entry["files"]):
             return None
@@ -177,17 +211,23 @@ def record(
     files: Mapping[str, str],
     lint: Sequence[list[Any]],
     read: Iterable[Path] = (),
+    status: Mapping[str, list[int]] | None = None,
+    taken: int = 0,
 ) -> None:
     """Remember that ``out_dir`` held ``files`` (path: SHA-256 of its bytes, see
     :func:`digest`) for ``fingerprint``.
 
     ``read`` names files outside the project whose content the output depends on.
+    ``status`` (from :func:`signatures`, read at ``taken``, :func:`time.time_ns`) lets the
+    next lookup skip reading the files whose status has not changed since.
     Best effort: a cache that cannot be written only means a full run next time.
     """
     try:
         entry = {
             "fingerprint": fingerprint,
             "files": dict(sorted(files.items())),
+            "status": dict(status or {}),
+            "taken": taken,
             "lint": list(lint),
             "read": {str(path): _sha(path.read_bytes()) for path in read},
         }

@@ -465,9 +465,10 @@ def _remember(
     The fingerprint is the one taken before the run, so a catalog saved during it does not
     get recorded against the output of the old one.
     """
+    import time
     import zoneinfo
 
-    from homeops_gen.cache import digest, record
+    from homeops_gen.cache import digest, record, signatures
     from homeops_gen.changes import Action
     from homeops_gen.registry import foreign_generators
 
@@ -484,7 +485,9 @@ def _remember(
     lint: list[list[Any]] = [
         [p.file, p.line, p.column, list(p.loc), p.message, severity] for p, severity in findings
     ]
-    record(fingerprint, Path(args.out), files, lint, read)
+    taken = time.time_ns()
+    status = signatures(Path(args.out), files)
+    record(fingerprint, Path(args.out), files, lint, read, status, taken)
 
 
 def _digested(

@@ -881,9 +881,9 @@ def unfinished_run(out_dir: Path, known: Iterable[str] = ()) -> list[str]:
     """
     if not out_dir.is_dir():
         return []
-    names = {PurePosixPath(p) for p in (*known, MANIFEST_NAME)}
+    names = {*known, MANIFEST_NAME}
     found = [JOURNAL_NAME] if _read_journal(out_dir)[0] else []
-    folders = [(out_dir, PurePosixPath())]
+    folders = [(os.fspath(out_dir), "")]
     while folders:
         folder, relative = folders.pop()
         try:
@@ -891,19 +891,25 @@ def unfinished_run(out_dir: Path, known: Iterable[str] = ()) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            path = relative / entry.name
+            name = entry.name
             if entry.is_dir(follow_symlinks=False):
-                folders.append((Path(entry.path), path))
-            elif entry.is_file(follow_symlinks=False) and _is_temporary(path, names):
-                found.append(path.as_posix())
+                folders.append((entry.path, f"{relative}{name}/"))
+            elif (
+                name.startswith(".")
+                and name.endswith(".tmp")
+                and entry.is_file(follow_symlinks=False)
+                and _is_temporary(relative, name, names)
+            ):
+                found.append(relative + name)
     return sorted(found)
 
 
-def _is_temporary(path: PurePosixPath, known: set[PurePosixPath]) -> bool:
-    if _TEMP.fullmatch(path.name):
+def _is_temporary(folder: str, name: str, known: set[str]) -> bool:
+    """Whether ``name`` in ``folder`` (``""`` or ending in ``/``) is a writer's temporary."""
+    if _TEMP.fullmatch(name):
         return True
-    legacy = _LEGACY_TEMP.fullmatch(path.name)
-    return legacy is not None and path.parent / legacy["name"] in known
+    legacy = _LEGACY_TEMP.fullmatch(name)
+    return legacy is not None and folder + legacy["name"] in known
 
 
 def _recover(out_dir: Path, found: Sequence[str]) -> set[str]:

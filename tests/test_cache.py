@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +86,26 @@ def test_a_touched_out_folder_is_checked_for_real(proj: Path, damage: str) -> No
     how, code, _ = run(proj, "--check", "-q")
     assert how == "full"
     assert code == (0 if damage == "crlf" else 1)  # CRLF counts as unchanged, as always
+
+
+def test_a_file_whose_time_is_set_back_is_read_again(proj: Path) -> None:
+    """The cache trusts a file whose status is the recorded one without reading it; an
+    edit of the same size with its mtime put back still changes its ctime."""
+    run(proj, "-q")
+    time.sleep(0.3)  # past the racy margin: the rest of the files are trusted on status
+    for entry in Path(os.environ["HOMEOPS_GEN_CACHE_DIR"]).glob("*.json"):
+        entry.unlink()
+    assert run(proj, "--check", "-q")[:2] == ("full", 0)  # recorded again, with old times
+    assert run(proj, "--check", "-q")[:2] == ("cached", 0)
+    readme = proj / "out" / "README.md"
+    before = readme.stat()
+    data = readme.read_bytes()
+    readme.write_bytes(data.replace(b"a", b"b", 1) if b"a" in data else data[::-1])
+    os.utime(readme, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert readme.stat().st_size == before.st_size
+    assert readme.stat().st_mtime_ns == before.st_mtime_ns
+    how, code, _ = run(proj, "--check", "-q")
+    assert (how, code) == ("full", 1)
 
 
 def test_a_template_override_invalidates(proj: Path) -> None:
