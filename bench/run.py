@@ -1,572 +1,547 @@
-"""Benchmark homeops_gen: CLI start-up, scaling with the catalog's size, and the cdk8s path.
+"""Benchmark homeops_gen, every figure from a fresh process, against floors of the same run.
 
-Run from the repository root, with the project's virtualenv active::
+Run from the repository root::
 
-    python bench/run.py                         # full: 10 start-up runs, 3 in-process runs
-    python bench/run.py --quick                 # 3 start-up runs, 1 in-process run per size
-    python bench/run.py --sizes 100,1000 --json bench.json
+    python bench/run.py                          # full
+    python bench/run.py --quick                  # fewer rounds
+    python bench/run.py --sizes 100,1000 --json new.json --compare old.json
 
-Only the standard library is used. Nothing in the repository is written: every generate
-goes to a fresh temporary ``out/``, and homeops_gen's up-to-date cache to a temporary
-``HOMEOPS_GEN_CACHE_DIR``. Sections and their targets:
+This script is the *parent* of every measured process. It imports neither homeops_gen nor
+its dependencies (a child writes the synthetic catalogs, :mod:`synthetic`), and it starts
+each measured process through ``bench/spawn.py``, a launcher smaller than any Python
+process it measures: on Linux a child's ``ru_maxrss`` counts the memory of the process it
+was forked from, so a child of a big process reports at least that one's peak. The
+report prints the RSS of ``python -c pass`` measured this way, at the start and the end.
 
-1. Start-up: wall time of ``python -m homeops_gen --check -q`` (the reference catalog,
-   cwd = repository root; with a warm up-to-date cache, and with ``HOMEOPS_GEN_NO_CACHE=1``)
-   against the import floor of its dependencies
-   (``python -c "import pydantic, jinja2, ruamel.yaml"``). Target: within 1.5x the floor.
-   ``--help`` is timed as well.
-2. Scaling: synthetic catalogs (:mod:`synthetic`) and the reference one, timed in-process
-   phase by phase (load = parse + validate + resolve, lint, plan, render, first write into
-   an empty ``out/``), then a second, no-op generate (must write zero files) and a check.
-   Targets: 1,000 services generate in under 1.5 s; the time per service is flat (at the
-   largest size at most 1.25x that at the smallest). Peak memory is tracemalloc's peak for
-   an in-process generate and the max RSS of a ``python -m homeops_gen`` subprocess.
-   Sizes above 2,000 services are timed once (three times otherwise, median reported);
-   each timed run starts after ``gc.collect()`` and ``os.sync()``, so that it does not pay
-   for the previous run's garbage or for the write-back of the out/ that run deleted, and
-   runs with the cyclic collector off, as the CLI runs its pipeline.
-3. cdk8s: ``homeops_gen.cdk8s.BackupChart`` synthesised into a temporary folder against
-   ``render_plan`` of the same (reference) catalog; skipped with a note when cdk8s or the
-   module is missing.
+What is measured, per catalog (the bundled ``services.yaml``, then synthetic catalogs of
+``--sizes`` services from :mod:`synthetic`), each a ``python -m homeops_gen ... -q``
+process with ``cwd`` = the repository root:
+
+- *generate into a fresh out/*: a new, empty ``out/`` folder per run, created before the
+  clock starts; the up-to-date cache is on (it misses: the folder is new) and records.
+  Paired with the *plain Jinja floor* (``bench/floor_jinja.py``): the same paths, file
+  count and total bytes as that catalog's generated tree, rendered from one trivial Jinja2
+  template and written temp-and-rename (no fsync) into a fresh folder.
+- *no-op generate* and *--check, no cache*: ``HOMEOPS_GEN_NO_CACHE=1``, on the ``out/`` the
+  latest generate left (nothing to write: the whole pipeline and a comparison).
+- *--check, cache warm*: the same ``out/``, answered from the entry its generate recorded.
+- the bundled catalog only: *--check, cache cold* (an empty ``HOMEOPS_GEN_CACHE_DIR``: the
+  first check after a clone or an edit; the whole pipeline, then the record), and both
+  checks with *homeops_gen's bytecode cold*: a fresh ``PYTHONPYCACHEPREFIX`` into which
+  one untimed run compiled everything, then homeops_gen's own ``.pyc`` files removed (the
+  first run after the package changed; its dependencies' bytecode stays compiled).
+
+Every figure but the generate is paired with the *import floor*,
+``python -c "import pydantic, jinja2, ruamel.yaml"``. cdk8s: ``bench/synth.py cdk8s``
+(load the bundled catalog, ``BackupChart``, ``app.synth()`` into a fresh folder) paired
+with the native whole process ``python -m homeops_gen`` into a fresh ``out/`` (every file,
+not only the objects), and again with ``bench/synth.py objects`` (only the object files,
+written by homeops_gen's writer).
+
+A pair runs back to back (subject, floor), every pair of a catalog once per round, so a
+change in the machine's load touches both sides of a ratio alike; ratios are taken per
+pair. A figure is the median of its runs with their min-max range. Where a catalog has a
+warm-up round (the bundled catalog, and sizes up to 1,000 unless ``--quick``) its first
+round is reported apart as "first" and left out of medians and ratios. Before every timed
+run the trees of earlier runs are deleted and ``os.sync()`` is called, outside the clock.
+The OS page cache stays warm (nothing drops it). A run is killed after ``--timeout``
+seconds (its figure is then a bound); a catalog gets no more rounds once ``--budget``
+seconds are spent on it. ``--json`` saves every run; ``--show`` prints a saved run's
+report, ``--compare OLD.json`` the ratio new/old of every figure and target.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO / "services.yaml"
-sys.path.insert(1, str(REPO))  # this checkout's homeops_gen, even without an editable install
-
-from synthetic import synthetic_catalog  # noqa: E402  (bench/ is sys.path[0])
-
-from homeops_gen import (  # noqa: E402
-    Action,
-    Report,
-    WriteMode,
-    build_plan,
-    check_output,
-    load_catalog,
-    render_plan,
-    write_output,
+from results import (  # bench/ is sys.path[0]
+    Catalog,
+    Figure,
+    ProcessRun,
+    Ratio,
+    Results,
+    compare_text,
+    load_results,
+    report_text,
+    to_json,
 )
-from homeops_gen.lint import lint_catalog  # noqa: E402
 
-STARTUP_RATIO_TARGET = 1.5
-THOUSAND_TARGET_S = 1.5
-FLATNESS_TARGET = 1.25
-WRITE_ACTIONS = (Action.CREATE, Action.UPDATE, Action.DELETE)
-PHASES = ("load", "lint", "plan", "render", "write")
-
-
-# --- measurement primitives ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Wall times of repeated runs, in seconds."""
-
-    runs: tuple[float, ...]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs)
-
-    @property
-    def min(self) -> float:
-        return min(self.runs)
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+REFERENCE = "services.yaml"  # relative to the repository root, as pre-commit and CI run it
+PYTHON = sys.executable
+IMPORT_FLOOR = [PYTHON, "-c", "import pydantic, jinja2, ruamel.yaml"]
+#: homeops_gen's bytecode inside a PYTHONPYCACHEPREFIX (the mirror of its source folder).
+PACKAGE_PYCACHE = (REPO / "homeops_gen").relative_to(REPO.anchor)
+NO_CACHE = {"HOMEOPS_GEN_NO_CACHE": "1"}
 
 
-@dataclass(frozen=True)
-class ProcessRun:
-    seconds: float
-    max_rss_mb: float
-    exit_code: int
+# --- one process ---------------------------------------------------------------------------
 
 
-def run_process(argv: Sequence[str], env: dict[str, str] | None = None) -> ProcessRun:
-    """Run ``argv`` in the repository root; its wall time and its own peak RSS (``wait4``)."""
-    environment = {**os.environ, **(env or {})}
-    quiet = subprocess.DEVNULL
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=REPO, env=environment, stdout=quiet, stderr=quiet)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return ProcessRun(seconds, usage.ru_maxrss / 1024, process.returncode)  # Linux: KiB
+def run_process(argv: Sequence[str], env: dict[str, str], timeout: float) -> ProcessRun:
+    """Run ``argv`` in the repository root through ``bench/spawn.py``, which forks it from
+    a process smaller than any it measures and times it from the fork to ``wait4``."""
+    launcher = [PYTHON, "-I", "-S", str(BENCH / "spawn.py"), repr(timeout), *argv]
+    with tempfile.TemporaryFile() as stderr:
+        done = subprocess.run(
+            launcher, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr, check=False
+        )
+        stderr.seek(0)
+        lines = stderr.read().decode("utf-8", "replace").strip().splitlines()
+    try:
+        seconds, cpu, rss_kib, code, killed = done.stdout.split()
+    except ValueError:
+        raise SystemExit(f"bench/spawn.py failed on {argv}: {lines[-3:]}") from None
+    return ProcessRun(
+        seconds=float(seconds),
+        cpu_seconds=float(cpu),
+        max_rss_mib=int(rss_kib) / 1024,  # KiB on Linux
+        exit_code=int(code),
+        killed=killed == b"1",
+        tail=lines[-1] if lines else "",
+    )
 
 
-def time_command(
-    argv: Sequence[str], runs: int, env: dict[str, str] | None = None
-) -> tuple[Timing, int]:
-    """Wall times of ``runs`` runs after one warm-up run; the last exit code."""
-    run_process(argv, env)  # warms the page cache, __pycache__ and homeops_gen's own cache
-    results = [run_process(argv, env) for _ in range(runs)]
-    return Timing(tuple(r.seconds for r in results)), results[-1].exit_code
+def remove_tree(path: Path) -> None:
+    """Delete an earlier run's folder (outside the clock; the next run syncs first)."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def timed(phases: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    phases[name] = time.perf_counter() - start
+def untimed(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A helper process whose time is not measured."""
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
 
 
-def write_count(report: Report) -> int:
-    """Files a run created, updated or deleted (the manifest included)."""
-    counts = report.counts
-    return sum(counts[action] for action in WRITE_ACTIONS)
+# --- commands, figures and rounds ----------------------------------------------------------
 
-
-# --- 1. start-up --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Startup:
-    check: Timing
-    check_exit: int
-    check_no_cache: Timing
-    floor: Timing
-    floor_used_names: Timing
-    help: Timing
-    bare_python: Timing
-
-    @property
-    def ratio(self) -> float:
-        return self.check.median / self.floor.median
-
-
-def measure_startup(runs: int) -> Startup:
-    python = sys.executable
-    check_argv = [python, "-m", "homeops_gen", "--check", "-q"]
-    check, check_exit = time_command(check_argv, runs)  # the up-to-date cache answers
-    check_no_cache, _ = time_command(check_argv, runs, {"HOMEOPS_GEN_NO_CACHE": "1"})
-    floor, _ = time_command([python, "-c", "import pydantic, jinja2, ruamel.yaml"], runs)
-    # pydantic imports lazily: `import pydantic` alone loads little of what a catalog needs.
-    used = "from pydantic import BaseModel; import jinja2; from ruamel.yaml import YAML"
-    floor_used, _ = time_command([python, "-c", used], runs)
-    help_timing, _ = time_command([python, "-m", "homeops_gen", "--help"], runs)
-    bare, _ = time_command([python, "-c", "pass"], runs)
-    return Startup(check, check_exit, check_no_cache, floor, floor_used, help_timing, bare)
-
-
-# --- 2. scaling ---------------------------------------------------------------------------
+#: Prepares one run, untimed: (the run's scratch folder, its argv, its env) -> extra env.
+Prepare = Callable[[Path, list[str], dict[str, str]], dict[str, str]]
+#: Looks at one good run's ``{fresh}`` folder, untimed, before it is deleted.
+Inspect = Callable[[Path], None]
 
 
 @dataclass
-class SizeResult:
+class Command:
+    """A process to measure. In ``argv``, ``{fresh}`` is a new empty folder per run and
+    ``{kept}`` the ``out/`` that the latest good run of the figure ``needs`` left."""
+
+    key: str
     label: str
-    services: int
-    files: int = 0
-    repeats: int = 0
-    phases: dict[str, float] = field(default_factory=dict)
-    first_writes: int = 0
-    noop_generate_s: float = 0.0
-    noop_writes: int = 0
-    check_s: float = 0.0
-    check_exit: int = 0
-    tracemalloc_peak_mb: float = 0.0
-    cli_generate_s: float = 0.0
-    cli_max_rss_mb: float = 0.0
-
-    @property
-    def generate_s(self) -> float:
-        return sum(self.phases[name] for name in PHASES)
-
-    @property
-    def per_service_ms(self) -> float:
-        return 1000 * self.generate_s / self.services
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Prepare | None = None
+    inspect: Inspect | None = None
+    #: Keep the latest good run's ``{fresh}`` folder, for the commands that need it.
+    keep: bool = False
+    needs: str = ""
+    #: What a good run's summary line contains (besides exit 0), and what it must not.
+    expect: str = ""
+    refuse: tuple[str, ...] = ()
+    #: A good run is answered from homeops_gen's cache: it leaves the cache folder as it
+    #: was (a miss that finds out/ up to date records the entry again).
+    cache_hit: bool = False
 
 
-def run_pipeline(
-    catalog_path: Path, out_dir: Path, mode: WriteMode
-) -> tuple[dict[str, float], Report]:
-    """One in-process generate (or check), as the CLI runs it; the time of each phase."""
-    phases: dict[str, float] = {}
-    with timed(phases, "load"):
-        catalog = load_catalog(catalog_path)
-    with timed(phases, "lint"):
-        lint_catalog(catalog)
-    with timed(phases, "plan"):
-        plan = build_plan(catalog)
-    with timed(phases, "render"):
-        rendered = render_plan(plan)
-    with timed(phases, "write"):
-        write = write_output if mode is WriteMode.WRITE else check_output
-        report = write(rendered, out_dir)
-    return phases, report
+@dataclass
+class Pair:
+    """A subject and the floor it is compared with, run back to back, ``rounds`` times."""
+
+    subject: Command
+    floor: Command | None
+    rounds: int
+    warmup: bool
 
 
-def _fresh_pipeline(
-    catalog_path: Path, out_dir: Path, mode: WriteMode
-) -> tuple[dict[str, float], Report]:
-    gc.collect()  # do not bill one run for the garbage of the previous one
-    os.sync()  # nor for the write-back of the out/ it just deleted
-    gc.disable()  # as the CLI runs its pipeline (homeops_gen/cli.py)
-    try:
-        return run_pipeline(catalog_path, out_dir, mode)
-    finally:
-        gc.enable()
+class Bench:
+    """The measured processes of one benchmark run, their scratch folders and settings."""
 
+    def __init__(self, scratch: Path, env: dict[str, str], timeout: float) -> None:
+        self.scratch, self.env, self.timeout = scratch, env, timeout
+        self.results = Results()
+        self.figures = self.results.figures
+        self.ratios = self.results.ratios
+        self.notes = self.results.notes
+        self._serial = 0
 
-@dataclass(frozen=True)
-class Run:
-    """One first generate, no-op generate and check, into one fresh out/."""
+    def run_rounds(self, pairs: Sequence[Pair], budget: float) -> None:
+        """Round after round of every pair until each has its rounds or ``budget`` is spent
+        (never fewer than one measured round)."""
+        for pair in pairs:
+            for command in (pair.subject, pair.floor):
+                if command is not None:
+                    self.figures[command.key] = Figure(
+                        command.key, command.label, command.argv, command.env, pair.warmup
+                    )
+        start, done = time.perf_counter(), 0
+        least = 2 if any(pair.warmup for pair in pairs) else 1
+        while any(done < pair.rounds for pair in pairs):
+            for pair in pairs:
+                if done < pair.rounds:
+                    self._run_pair(pair)
+            done += 1
+            left = [pair.subject.key for pair in pairs if done < pair.rounds]
+            if left and done >= least and time.perf_counter() - start > budget:
+                self.notes.append(
+                    f"--budget {budget:.0f} s spent after {done} round(s): fewer runs "
+                    f"than planned for {', '.join(left)}"
+                )
+                return
 
-    phases: dict[str, float]
-    files: int
-    first_writes: int
-    noop_s: float
-    noop_writes: int
-    check_s: float
-    check_exit: int
+    def _run_pair(self, pair: Pair) -> None:
+        subject = self.figures[pair.subject.key]
+        if pair.subject.needs and self.figures[pair.subject.needs].kept is None:
+            note = f"not measured: {pair.subject.needs} left no out/ to run on"
+            if note not in subject.notes:
+                subject.notes.append(note)
+            return
+        self._measure(pair.subject)
+        if pair.floor is None:
+            return
+        if pair.floor.needs and self.figures[pair.floor.needs].kept is None:
+            return  # e.g. the Jinja floor, before any generate gave it its files
+        self._measure(pair.floor)
+        floor = self.figures[pair.floor.key]
+        ratio = self.ratios.setdefault(subject.key, Ratio(subject.key, pair.warmup))
+        ratio.all_runs.append(subject.runs[-1].seconds / floor.runs[-1].seconds)
 
-
-def measure_once(catalog_path: Path, out: Path) -> Run:
-    phases, first = _fresh_pipeline(catalog_path, out, WriteMode.WRITE)
-    noop_phases, noop = _fresh_pipeline(catalog_path, out, WriteMode.WRITE)
-    check_phases, check = _fresh_pipeline(catalog_path, out, WriteMode.CHECK)
-    return Run(
-        phases=phases,
-        files=len(first.changes),
-        first_writes=write_count(first),
-        noop_s=sum(noop_phases.values()),
-        noop_writes=write_count(noop),
-        check_s=sum(check_phases.values()),
-        check_exit=check.exit_code,
-    )
-
-
-def measure_repeats(result: SizeResult, catalog_path: Path, repeats: int) -> None:
-    """Fill ``result``'s timings with the median of ``repeats`` runs, each into a new out/."""
-    runs = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory(prefix="homeops-bench-") as work:
-            runs.append(measure_once(catalog_path, Path(work) / "out"))
-    last = runs[-1]
-    result.repeats, result.files = repeats, last.files
-    result.phases = {name: statistics.median(r.phases[name] for r in runs) for name in PHASES}
-    result.first_writes, result.noop_writes, result.check_exit = (
-        last.first_writes,
-        last.noop_writes,
-        last.check_exit,
-    )
-    result.noop_generate_s = statistics.median(r.noop_s for r in runs)
-    result.check_s = statistics.median(r.check_s for r in runs)
-
-
-def measure_memory(result: SizeResult, catalog_path: Path) -> None:
-    """tracemalloc's peak for one in-process generate; max RSS of one CLI generate."""
-    with tempfile.TemporaryDirectory(prefix="homeops-bench-") as work:
-        gc.collect()
-        tracemalloc.start()
-        run_pipeline(catalog_path, Path(work) / "out", WriteMode.WRITE)
-        result.tracemalloc_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-    with tempfile.TemporaryDirectory(prefix="homeops-bench-") as work:
-        argv = [sys.executable, "-m", "homeops_gen", "--catalog", str(catalog_path)]
-        run = run_process([*argv, "--out", str(Path(work) / "out"), "-q"])  # cache: a miss
-        result.cli_generate_s, result.cli_max_rss_mb = run.seconds, run.max_rss_mb
-
-
-def check_lint_clean(catalog_path: Path) -> None:
-    """A synthetic catalog must be one the CLI would generate (no lint errors)."""
-    errors = [f for f in lint_catalog(load_catalog(catalog_path)) if f.severity == "error"]
-    if errors:
-        raise SystemExit(f"{catalog_path}: synthetic catalog has lint errors: {errors[:3]}")
-
-
-def measure_size(label: str, catalog_path: Path, services: int, repeats: int) -> SizeResult:
-    print(f"  {label}: {services} services, {repeats} run(s)...", file=sys.stderr, flush=True)
-    result = SizeResult(label, services)
-    measure_repeats(result, catalog_path, repeats)
-    measure_memory(result, catalog_path)
-    return result
-
-
-def measure_scaling(sizes: Sequence[int], quick: bool) -> list[SizeResult]:
-    reference_count = len(load_catalog(REFERENCE).services)
-    results = [measure_size("reference", REFERENCE, reference_count, 1 if quick else 3)]
-    with tempfile.TemporaryDirectory(prefix="homeops-catalogs-") as folder:
-        for size in sizes:
-            path = Path(folder) / f"services-{size}.yaml"
-            path.write_text(synthetic_catalog(size), encoding="utf-8")
-            check_lint_clean(path)
-            repeats = 1 if quick or size > 2000 else 3
-            results.append(measure_size(f"synthetic-{size}", path, size, repeats))
-    return results
-
-
-# --- 3. cdk8s -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PathTiming:
-    """One way of producing the manifests: first run (cold caches) and best of the runs."""
-
-    name: str
-    first_s: float
-    best_s: float
-    output: str
-
-
-@dataclass(frozen=True)
-class Cdk8sResult:
-    note: str
-    paths: tuple[PathTiming, ...] = ()
-    import_cdk8s: Timing | None = None
-
-
-def time_path(name: str, runs: int, action: Callable[[], str]) -> PathTiming:
-    """Run ``action`` ``runs`` times; it returns a description of what it produced."""
-    times, output = [], ""
-    for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        output = action()
-        times.append(time.perf_counter() - start)
-    return PathTiming(name, times[0], min(times), output)
-
-
-def _native_all(catalog: Any) -> str:
-    return f"{len(render_plan(build_plan(catalog)))} files"
-
-
-def _native_objects(catalog: Any) -> str:
-    """Render only the plan files whose objects the cdk8s chart holds."""
-    from homeops_gen.objects import is_object_file
-    from homeops_gen.render import render_file
-
-    files = [f for f in build_plan(catalog).files if is_object_file(f.path)]
-    return f"{len({f.path: render_file(f) for f in files})} files"
-
-
-def _synth_cdk8s(catalog: Any) -> str:
-    """Synthesize BackupChart into a temporary folder; what it wrote."""
-    import cdk8s
-
-    from homeops_gen.cdk8s import BackupChart
-
-    with tempfile.TemporaryDirectory(prefix="homeops-cdk8s-") as outdir:
-        app = cdk8s.App(outdir=outdir)
-        chart = BackupChart(app, "backups", catalog)
-        app.synth()
-        files = sum(1 for p in Path(outdir).rglob("*") if p.is_file())
-        return f"{files} file(s), {len(chart.api_objects)} objects"
-
-
-def measure_cdk8s(runs: int) -> Cdk8sResult:
-    # jsii's Node.js runtime warns on stderr about old Node versions; not our concern here.
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    majors = ",".join(str(major) for major in range(10, 40))  # EOL warning: by major version
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", majors)
-    try:
-        import cdk8s  # noqa: F401
-
-        from homeops_gen.cdk8s import BackupChart  # noqa: F401
-    except Exception as exc:  # absent, or being written right now
-        return Cdk8sResult(f"skipped: {type(exc).__name__}: {exc}")
-    import_cdk8s, _ = time_command([sys.executable, "-c", "import cdk8s"], runs)
-    catalog = load_catalog(REFERENCE)
-    native = [
-        time_path("native render_plan(build_plan)", runs, lambda: _native_all(catalog)),
-        time_path("native, object files only", runs, lambda: _native_objects(catalog)),
-    ]
-    try:
-        synth = time_path("cdk8s BackupChart + synth", runs, lambda: _synth_cdk8s(catalog))
-    except Exception as exc:
-        note = f"cdk8s synth failed: {type(exc).__name__}: {exc}"
-        return Cdk8sResult(note, tuple(native), import_cdk8s)
-    return Cdk8sResult(f"{runs} runs each, in-process", (*native, synth), import_cdk8s)
-
-
-# --- report -------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
-    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        aligned = (
-            c.rjust(w) if i else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        return "  ".join(aligned)
-
-    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def _timing_row(name: str, timing: Timing, ratio: str, target: str = "", ok: str = "") -> list[str]:
-    return [name, _ms(timing.median), _ms(timing.min), ratio, target, ok]
-
-
-def startup_table(s: Startup, runs: int) -> str:
-    floor = s.floor.median
-    target = floor * STARTUP_RATIO_TARGET
-    rows = [
-        _timing_row(
-            "python -m homeops_gen --check -q (warm cache)",
-            s.check,
-            f"{s.ratio:.1f}x floor",
-            f"<= {_ms(target)} ({STARTUP_RATIO_TARGET}x floor)",
-            verdict(s.check.median <= target),
-        ),
-        _timing_row(
-            "  same, HOMEOPS_GEN_NO_CACHE=1 (full pipeline)",
-            s.check_no_cache,
-            f"{s.check_no_cache.median / floor:.1f}x floor",
-            f"<= {_ms(target)}",
-            verdict(s.check_no_cache.median <= target),
-        ),
-        _timing_row("import pydantic, jinja2, ruamel.yaml", s.floor, "1.0x (floor)"),
-        _timing_row(
-            "  floor with the names used (BaseModel, YAML)",
-            s.floor_used_names,
-            f"check = {s.check.median / s.floor_used_names.median:.1f}x this",
-        ),
-        _timing_row("python -m homeops_gen --help", s.help, f"{s.help.median / floor:.1f}x floor"),
-        _timing_row("python -c pass", s.bare_python, f"{s.bare_python.median / floor:.1f}x floor"),
-    ]
-    title = f"1. CLI start-up ({runs} runs each after a warm-up; --check exit {s.check_exit})"
-    headers = ["command", "median", "min", "ratio", "target", "verdict"]
-    return f"{title}\n" + format_table(headers, rows)
-
-
-def phase_table(results: Sequence[SizeResult]) -> str:
-    headers = ["catalog", "services", "files", *PHASES, "generate", "per service"]
-    headers += ["no-op gen", "no-op writes", "check", "check exit"]
-    rows = [
-        [
-            r.label,
-            r.services,
-            r.files,
-            *(f"{r.phases[p]:.3f}" for p in PHASES),
-            f"{r.generate_s:.3f}",
-            f"{r.per_service_ms:.2f} ms",
-            f"{r.noop_generate_s:.3f}",
-            r.noop_writes,
-            f"{r.check_s:.3f}",
-            r.check_exit,
+    def _measure(self, command: Command) -> None:
+        """One run into its figure: its folders made, the earlier ones synced, the clock."""
+        figure = self.figures[command.key]
+        self._serial += 1
+        folder = self.scratch / f"run-{self._serial:04d}"
+        fresh = folder / "out"
+        fresh.mkdir(parents=True)
+        kept = self.figures[command.needs].kept if command.needs else None
+        argv = [
+            part.replace("{fresh}", str(fresh)).replace("{kept}", str(kept))
+            for part in command.argv
         ]
-        for r in results
-    ]
-    note = "seconds, median of the runs; generate = load+lint+plan+render+write into empty out/"
-    return f"2. Scaling, in-process ({note})\n" + format_table(headers, rows)
+        env = {**self.env, **command.env}
+        if command.prepare is not None:
+            env |= command.prepare(folder, argv, env)
+        cache = Path(env["HOMEOPS_GEN_CACHE_DIR"])
+        before = cache_state(cache) if command.cache_hit else {}
+        os.sync()  # the write-back of deleted trees and of untimed helpers is not on the clock
+        run = run_process(argv, env, self.timeout)
+        problem = _problem(command, run)
+        if not problem and command.cache_hit and cache_state(cache) != before:
+            problem = "a cache miss (the entry was recorded again): inputs or code changed?"
+        run = replace(run, ok=not problem)
+        figure.runs.append(run)
+        if problem:
+            figure.notes.append(f"run {len(figure.runs)}: {problem}")
+        elif command.inspect is not None:
+            command.inspect(fresh)
+        if command.keep and not problem:
+            if figure.kept is not None:
+                remove_tree(figure.kept.parent)
+            figure.kept = fresh
+        else:
+            remove_tree(folder)
 
 
-def memory_table(results: Sequence[SizeResult]) -> str:
-    headers = ["catalog", "services", "runs", "first writes", "tracemalloc peak"]
-    headers += ["CLI generate wall", "CLI max RSS"]
-    rows = [
-        [
-            r.label,
-            r.services,
-            r.repeats,
-            r.first_writes,
-            f"{r.tracemalloc_peak_mb:.1f} MiB",
-            f"{r.cli_generate_s:.2f} s",
-            f"{r.cli_max_rss_mb:.1f} MiB",
-        ]
-        for r in results
-    ]
-    return "   Memory and CLI (one generate each)\n" + format_table(headers, rows)
+def cache_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file of homeops_gen's cache folder: its modification time and size."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return {}
+    return {e.name: (e.stat().st_mtime_ns, e.stat().st_size) for e in entries}
 
 
-def _scaling_rows(synthetic: Sequence[SizeResult]) -> list[list[object]]:
-    rows: list[list[object]] = []
-    wanted = f"< {THOUSAND_TARGET_S} s"
-    for r in (r for r in synthetic if r.services == 1000):
-        ok = verdict(r.generate_s < THOUSAND_TARGET_S)
-        rows.append(["1,000 services generate", f"{r.generate_s:.2f} s", wanted, ok])
-        ok = verdict(r.noop_generate_s < THOUSAND_TARGET_S)
-        rows.append(
-            ["  same, no-op generate (nothing written)", f"{r.noop_generate_s:.2f} s", wanted, ok]
+def _problem(command: Command, run: ProcessRun) -> str:
+    if run.killed:
+        return f"killed after {run.seconds:.0f} s (--timeout)"
+    if run.exit_code != 0:
+        return f"exit {run.exit_code}: {run.tail}"
+    if command.expect not in run.tail:
+        return f"expected {command.expect!r} in its last line {run.tail!r}"
+    if any(word in run.tail for word in command.refuse):
+        return f"unexpected {run.tail!r}"
+    return ""
+
+
+# --- what each catalog measures ------------------------------------------------------------
+
+
+def _cli(catalog: str, *args: str) -> list[str]:
+    return [PYTHON, "-m", "homeops_gen", *args, "-q", "--catalog", catalog]
+
+
+def _import_floor(key: str, prepare: Prepare | None = None) -> Command:
+    return Command(f"{key}.floor", "import floor", IMPORT_FLOOR, prepare=prepare)
+
+
+def _floor_helper(*args: str) -> list[str]:
+    return [PYTHON, str(BENCH / "floor_jinja.py"), *args]
+
+
+def _json_answer(argv: list[str], env: dict[str, str]) -> Any:
+    done = untimed(argv, env)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def catalog_pairs(bench: Bench, catalog: Catalog, rounds: int, warmup: bool) -> list[Pair]:
+    """Generate into a fresh out/ (vs the Jinja floor), then a no-op generate and checks."""
+    key, tree = catalog.label, catalog.tree
+    spec = bench.scratch / f"{key}.spec.json"
+
+    def take_spec(out: Path) -> None:  # after the first good generate: its files and sizes
+        if tree.spec is None:
+            found = _json_answer(_floor_helper("spec", str(out), str(spec)), bench.env)
+            tree.files, tree.bytes, tree.spec = found["files"], found["bytes"], spec
+
+    def check_floor(out: Path) -> None:  # the floor wrote as many files and bytes
+        found = _json_answer(_floor_helper("measure", str(out)), bench.env)
+        if (found["files"], found["bytes"]) != (tree.files, tree.bytes):
+            bench.notes.append(f"{key}: the Jinja floor wrote {found}, not {tree}")
+
+    generate = Command(
+        f"{key}.generate",
+        "generate into a fresh out/",
+        [*_cli(catalog.path), "--out", "{fresh}"],
+        inspect=take_spec,
+        keep=True,
+        expect=" created",
+    )
+    jinja = Command(
+        f"{key}.generate.floor",
+        "plain Jinja floor (same files)",
+        _floor_helper("render", str(spec), "{fresh}"),
+        inspect=check_floor,
+        needs=f"{key}.generate",
+    )
+    pairs = [Pair(generate, jinja, rounds, warmup)]
+    on_kept = [*_cli(catalog.path), "--out", "{kept}"]
+    check = [*_cli(catalog.path, "--check"), "--out", "{kept}"]
+    for name, label, argv, env, expect in (
+        ("noop", "no-op generate, no cache", on_kept, NO_CACHE, "unchanged"),
+        ("check_no_cache", "--check, no cache", check, NO_CACHE, "up to date"),
+        ("check_cached", "--check, cache warm", check, {}, "up to date"),
+    ):
+        refuse = ("created", "updated", "deleted") if name == "noop" else ()
+        subject = Command(
+            f"{key}.{name}", label, argv, env, needs=generate.key, expect=expect, refuse=refuse
         )
-    if len(synthetic) >= 2:
-        small, large = synthetic[0], synthetic[-1]
-        ratio = large.per_service_ms / small.per_service_ms
-        name = f"per service, {large.services} vs {small.services}"
-        ok = verdict(ratio <= FLATNESS_TARGET)
-        rows.append([name, f"{ratio:.2f}x", f"<= {FLATNESS_TARGET}x (flat)", ok])
-    return rows
+        subject.cache_hit = name == "check_cached"
+        pairs.append(Pair(subject, _import_floor(subject.key), rounds, warmup))
+    return pairs
 
 
-def scaling_targets(results: Sequence[SizeResult]) -> str:
-    rows = _scaling_rows([r for r in results if r.label.startswith("synthetic")])
-    for r in results:
-        rows.append([f"no-op writes, {r.label}", r.noop_writes, "0", verdict(r.noop_writes == 0)])
-        ok = verdict(r.check_exit == 0)
-        rows.append([f"check after generate, {r.label}", f"exit {r.check_exit}", "exit 0", ok])
-    return "   Targets\n" + format_table(["target", "measured", "wanted", "verdict"], rows)
+def empty_cache(folder: Path, argv: list[str], env: dict[str, str]) -> dict[str, str]:
+    """A new, empty HOMEOPS_GEN_CACHE_DIR for this run."""
+    (folder / "cache").mkdir()
+    return {"HOMEOPS_GEN_CACHE_DIR": str(folder / "cache")}
 
 
-def cdk8s_table(c: Cdk8sResult) -> str:
-    title = "3. cdk8s vs native (reference catalog)"
-    if not c.paths:
-        return f"{title}: {c.note}"
-    rows = [[p.name, _ms(p.first_s), _ms(p.best_s), p.output] for p in c.paths]
-    if c.import_cdk8s is not None:
-        timing = c.import_cdk8s
-        median = f"median {_ms(timing.median)}"
-        rows.append(["python -c 'import cdk8s'", "", _ms(timing.min), median])
-    table = format_table(["path", "first", "best", "output"], rows)
-    by_name = {p.name: p for p in c.paths}
-    synth = by_name.get("cdk8s BackupChart + synth")
-    if synth is None:
-        return f"{title}; {c.note}\n{table}"
-    ratios = [f"{synth.best_s / p.best_s:.1f}x {p.name}" for p in c.paths if p is not synth]
-    return f"{title}; {c.note}\n{table}\n   cdk8s best = " + ", ".join(ratios)
+def cold_bytecode(folder: Path, argv: list[str], env: dict[str, str]) -> dict[str, str]:
+    """A fresh PYTHONPYCACHEPREFIX: one untimed run (no cache, so every module it may
+    import is compiled), then homeops_gen's own bytecode removed."""
+    extra = {"PYTHONPYCACHEPREFIX": str(folder / "pycache")}
+    untimed(argv, {**env, **NO_CACHE, **extra})
+    remove_tree(folder / "pycache" / PACKAGE_PYCACHE)
+    return extra
 
 
-# --- main ---------------------------------------------------------------------------------
+def startup_pairs(catalog: Catalog, rounds: int) -> list[Pair]:
+    """The bundled catalog only: the cache cold; homeops_gen's bytecode cold."""
+    key = catalog.label
+    check = [*_cli(catalog.path, "--check"), "--out", "{kept}"]
+    needs, expect = f"{key}.generate", "up to date"
+    subjects = [
+        Command(
+            f"{key}.check_cache_cold",
+            "--check, cache cold (empty cache)",
+            check,
+            prepare=empty_cache,
+            needs=needs,
+            expect=expect,
+        ),
+        Command(
+            f"{key}.check_cached_bytecode_cold",
+            "--check, cache warm, bytecode cold",
+            check,
+            prepare=cold_bytecode,
+            needs=needs,
+            expect=expect,
+            cache_hit=True,
+        ),
+        Command(
+            f"{key}.check_no_cache_bytecode_cold",
+            "--check, no cache, bytecode cold",
+            check,
+            NO_CACHE,
+            prepare=cold_bytecode,
+            needs=needs,
+            expect=expect,
+        ),
+    ]
+    floors = [None, cold_bytecode, cold_bytecode]  # the floor in a prefix of its own
+    return [
+        Pair(subject, _import_floor(subject.key, prepare), rounds, False)
+        for subject, prepare in zip(subjects, floors, strict=True)
+    ]
 
 
-def code_version() -> str:
-    """The commit measured, and whether homeops_gen/ or templates/ had uncommitted changes."""
+def cdk8s_pairs(rounds: int, warmup: bool) -> list[Pair]:
+    """cdk8s synth against the native whole process, bundled catalog, fresh folders."""
+    synth = [PYTHON, str(BENCH / "synth.py")]
+    cdk8s_argv = [*synth, "cdk8s", REFERENCE, "{fresh}"]
+    native = [*_cli(REFERENCE), "--out", "{fresh}"]
+    objects = [*synth, "objects", REFERENCE, "{fresh}"]
+    label = "cdk8s: BackupChart + synth"
+    return [
+        Pair(
+            Command("cdk8s.synth", label, cdk8s_argv, expect="objects"),
+            Command("cdk8s.synth.floor", "native generate, fresh out/", native, expect="created"),
+            rounds,
+            warmup,
+        ),
+        Pair(
+            Command("cdk8s.synth_again", label, cdk8s_argv, expect="objects"),
+            Command(
+                "cdk8s.synth_again.floor", "native, object files only", objects, expect="written"
+            ),
+            rounds,
+            warmup,
+        ),
+        Pair(
+            Command("cdk8s.import", "python -c 'import cdk8s'", [PYTHON, "-c", "import cdk8s"]),
+            None,
+            rounds,
+            warmup,
+        ),
+    ]
+
+
+def write_synthetic(size: int, path: Path, env: dict[str, str]) -> None:
+    """A synthetic catalog, written by a child process (the parent stays small)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from synthetic import synthetic_catalog; "
+        "open(sys.argv[3], 'w', encoding='utf-8').write(synthetic_catalog(int(sys.argv[2])))"
+    )
+    done = untimed([PYTHON, "-c", code, str(BENCH), str(size), str(path)], env)
+    if done.returncode != 0:
+        raise SystemExit(f"writing a {size}-service catalog failed: {done.stderr}")
+
+
+def count_services(path: str, env: dict[str, str]) -> int:
+    """Services in a catalog, counted by homeops_gen in a child process (untimed)."""
+    code = "import sys; from homeops_gen import load_catalog; "
+    code += "print(len(load_catalog(sys.argv[1]).services))"
+    done = untimed([PYTHON, "-c", code, path], env)
+    if done.returncode != 0:
+        raise SystemExit(f"{path}: cannot be loaded: {done.stderr.strip()}")
+    return int(done.stdout)
+
+
+# --- the machine and the code -----------------------------------------------------------------
+
+
+def _git(*args: str) -> bytes:
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True)
+    except OSError:
+        return b""
+    return done.stdout if done.returncode == 0 else b""
+
+
+def _diff_digest() -> str:
+    """Git's hash of ``git diff HEAD``, piped between two git processes (the parent holds
+    neither the diff nor hashlib, which alone would add 3 MiB to its RSS)."""
     git = ["git", "-C", str(REPO)]
     try:
-        commit = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        diff = subprocess.Popen([*git, "diff", "HEAD"], stdout=subprocess.PIPE)
+        digest = subprocess.run(
+            [*git, "hash-object", "--stdin"], stdin=diff.stdout, capture_output=True
         )
-        status = subprocess.run(
-            [*git, "status", "--porcelain", "--", "homeops_gen", "templates"],
-            capture_output=True,
-            text=True,
-        )
+        diff.wait()
     except OSError:
-        return "unknown (no git)"
-    dirty = len(status.stdout.splitlines())
-    suffix = f" + {dirty} uncommitted file(s)" if dirty else ""
-    return (commit.stdout.strip() or "unknown") + suffix
+        return "unknown"
+    return digest.stdout.decode().strip()[:12] or "unknown"
 
 
-def _changed_since(before: str) -> str:
-    after = code_version()
-    return "" if after == before else f" at the start, {after} at the end (changed during the run)"
+def code_state() -> dict[str, Any]:
+    """The commit, ``+dirty`` when tracked files differ from it, and a digest of the diff
+    (to tell whether the code changed while the benchmark ran)."""
+    commit = _git("rev-parse", "--short", "HEAD").decode().strip() or "unknown"
+    changed = _git("status", "--porcelain", "--untracked-files=no").decode().splitlines()
+    digest = _diff_digest()
+    return {
+        "commit": commit + ("+dirty" if changed else ""),
+        "changed_files": len(changed),
+        "diff_hash": digest,
+    }
+
+
+def _proc_field(path: str, name: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            for line in file:
+                if line.split(":")[0].strip() == name:
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    uname = os.uname()
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "memory": _proc_field("/proc/meminfo", "MemTotal"),
+        "kernel": f"{uname.sysname} {uname.release} {uname.machine}",
+        "python": sys.version.split()[0],
+        "executable": PYTHON,
+    }
+
+
+def bare_rss(bench: Bench, runs: int = 3) -> float:
+    """The median peak RSS of ``python -c pass`` seen from this parent (MiB)."""
+    found = [run_process([PYTHON, "-c", "pass"], bench.env, 60).max_rss_mib for _ in range(runs)]
+    return statistics.median(found)
+
+
+def parent_rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+#: (rounds, the first a warm-up) per catalog; 10,000 services are slow, so few and no warm-up.
+ROUNDS = {
+    "full": {"bundled": (11, True), "cdk8s": (6, True)},
+    "quick": {"bundled": (4, True), "cdk8s": (2, True)},
+}
+
+
+def rounds_for(size: int, quick: bool) -> tuple[int, bool]:
+    """Rounds of a synthetic catalog (a warm-up included) and whether there is a warm-up."""
+    if size > 2000:
+        return (1, False) if quick else (3, False)
+    if size >= 1000:
+        return (1, False) if quick else (4, True)
+    return (2, True) if quick else (6, True)
 
 
 def _sizes(text: str) -> list[int]:
@@ -575,54 +550,136 @@ def _sizes(text: str) -> list[int]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark homeops_gen (see the docstring).")
-    parser.add_argument("--quick", action="store_true", help="3 start-up runs, 1 run per size")
-    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the figures as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (see ROUNDS)")
     parser.add_argument(
-        "--sizes", type=_sizes, default=[100, 1000, 10000], help="default: 100,1000,10000"
+        "--sizes",
+        type=_sizes,
+        default=[100, 1000, 10000],
+        help="synthetic catalogs, in services (default: 100,1000,10000; '' for none)",
     )
+    parser.add_argument("--json", metavar="PATH", type=Path, help="write every run as JSON")
+    parser.add_argument(
+        "--compare", metavar="OLD", type=Path, help="also print new/old against a --json file"
+    )
+    parser.add_argument(
+        "--show",
+        metavar="PATH",
+        type=Path,
+        help="print the report of a --json file, measure nothing",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="kill a run after this many seconds (600)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="seconds after which a catalog gets no more rounds (default 150, --quick 60); "
+        "each gets its first measured round",
+    )
+    parser.add_argument("--no-cdk8s", action="store_true", help="skip the cdk8s comparison")
     return parser.parse_args(argv)
 
 
-def to_json(startup: Startup, scaling: Sequence[SizeResult], cdk8s: Cdk8sResult) -> dict[str, Any]:
-    timings: dict[str, Any] = {
-        k: {"median": v.median, "min": v.min, "runs": v.runs}
-        for k, v in vars(startup).items()
-        if isinstance(v, Timing)
-    }
-    timings |= {"check_exit": startup.check_exit, "ratio": startup.ratio}
-    sizes = [
-        asdict(r) | {"generate_s": r.generate_s, "per_service_ms": r.per_service_ms}
-        for r in scaling
-    ]
-    return {"python": sys.version, "startup": timings, "scaling": sizes, "cdk8s": asdict(cdk8s)}
+@contextmanager
+def scratch_env() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A scratch folder and the children's environment: homeops_gen's cache in it (never the
+    user's); no inherited HOMEOPS_GEN_NO_CACHE or bytecode settings."""
+    with tempfile.TemporaryDirectory(prefix="homeops-bench-") as folder:
+        dropped = ("HOMEOPS_GEN_NO_CACHE", "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
+        env["HOMEOPS_GEN_CACHE_DIR"] = str(Path(folder) / "cache")
+        # jsii's Node.js runtime warns about old Node versions on stderr, in every process.
+        env.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+        majors = ",".join(str(major) for major in range(10, 40))
+        env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", majors)
+        yield Path(folder), env
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def drop_kept(bench: Bench) -> None:
+    """Delete the out/ trees kept for a catalog's no-op generates and checks (untimed)."""
+    for figure in bench.figures.values():
+        if figure.kept is not None:
+            remove_tree(figure.kept.parent)
+            figure.kept = None
+
+
+def measure_all(bench: Bench, args: argparse.Namespace) -> None:
+    mode = ROUNDS["quick" if args.quick else "full"]
+    budget = args.budget if args.budget is not None else (60.0 if args.quick else 150.0)
+    catalogs = bench.results.catalogs
+    bundled = Catalog("bundled", REFERENCE, count_services(REFERENCE, bench.env))
+    rounds, warmup = mode["bundled"]
+    progress(f"bundled {REFERENCE}: {rounds} round(s)")
+    pairs = catalog_pairs(bench, bundled, rounds, warmup)
+    pairs += startup_pairs(bundled, 1 if args.quick else 3)
+    bench.run_rounds(pairs, budget)
+    drop_kept(bench)
+    catalogs.append(bundled)
+    for size in args.sizes:
+        path = bench.scratch / f"services-{size}.yaml"
+        write_synthetic(size, path, bench.env)
+        catalog = Catalog(f"synthetic-{size}", str(path), size)
+        rounds, warmup = rounds_for(size, args.quick)
+        progress(f"synthetic catalog of {size} services: {rounds} round(s)")
+        bench.run_rounds(catalog_pairs(bench, catalog, rounds, warmup), budget)
+        drop_kept(bench)
+        catalogs.append(catalog)
+    if not args.no_cdk8s:
+        rounds, warmup = mode["cdk8s"]
+        progress(f"cdk8s: {rounds} round(s)")
+        bench.run_rounds(cdk8s_pairs(rounds, warmup), budget)
+
+
+def measure(args: argparse.Namespace) -> Results:
+    with scratch_env() as (scratch, env):
+        bench = Bench(scratch, env, args.timeout)
+        meta = bench.results.meta
+        meta |= {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "quick": args.quick,
+            "sizes": args.sizes,
+            "timeout_s": args.timeout,
+            "code": code_state(),
+            "machine": machine(),
+            "load_average": {"start": list(os.getloadavg())},
+            "bare_rss_mib": {"start": bare_rss(bench)},
+        }
+        start = time.perf_counter()
+        measure_all(bench, args)
+        meta["elapsed_s"] = time.perf_counter() - start
+        meta["bare_rss_mib"]["end"] = bare_rss(bench)
+        meta["load_average"]["end"] = list(os.getloadavg())
+        meta["code_at_end"] = code_state()
+        meta["parent_rss_mib"] = parent_rss()
+    return bench.results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="homeops-bench-cache-") as cache:
-        os.environ["HOMEOPS_GEN_CACHE_DIR"] = cache  # never touch the user's own cache
-        return run_benchmark(args)
-
-
-def run_benchmark(args: argparse.Namespace) -> int:
-    runs = 3 if args.quick else 10
-    load_before, code_before = os.getloadavg(), code_version()
-    print("measuring start-up...", file=sys.stderr, flush=True)
-    startup = measure_startup(runs)
-    print("measuring scaling...", file=sys.stderr, flush=True)
-    scaling = measure_scaling(args.sizes, args.quick)
-    cdk8s = measure_cdk8s(runs)
-    tables = [startup_table(startup, runs), phase_table(scaling), memory_table(scaling)]
-    print("\n\n".join([*tables, scaling_targets(scaling), cdk8s_table(cdk8s)]))
-    print(
-        f"\nload average (1 min) at start {load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f} "
-        f"on {os.cpu_count()} CPUs: figures from a busy machine are noisy; min is the steadier"
-        f"\ncode measured: {code_before}{_changed_since(code_before)}"
-    )
+    old = load_results(args.compare) if args.compare is not None else None
+    results = load_results(args.show) if args.show is not None else measure(args)
     if args.json is not None:
-        data = to_json(startup, scaling, cdk8s)
-        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(to_json(results), indent=1) + "\n"
+        args.json.write_text(text, encoding="utf-8")
+    sections = [report_text(results)]
+    if old is not None:
+        sections.append(compare_text(results, old))
+    print("\n\n".join(sections))
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """``run_pipeline`` (bench/profile_generate.py's ``from run import run_pipeline``),
+    imported on first use so that this parent never imports homeops_gen."""
+    if name == "run_pipeline":
+        from pipeline import run_pipeline
+
+        return run_pipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":
