@@ -79,6 +79,8 @@ def mermaid_text(text: str) -> str:
     ``:fa-`` and Mermaid's entity markers (see ``_MARKUP``).
     """
     collapsed = " ".join(text.split())
+    if _PLAIN.issuperset(collapsed) and ":fa-" not in collapsed:
+        return collapsed  # every character as itself, and no markup to break up
     printable = "".join(c if c.isprintable() else chr(_REPLACEMENT) for c in collapsed)
     out: list[str] = []
     for char in _MARKUP.sub(_WORD_JOINER, printable):

@@ -27,6 +27,7 @@ __all__ = [
     "STACK_EXPORTERS",
     "Read",
     "Source",
+    "catalog_reads",
     "dangling",
     "external_metrics",
     "metrics_read",
@@ -182,6 +183,10 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _GROUPING = re.compile(
     r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
 )
+#: Where _GROUPING could match in ASCII text, searched for in its lower case (much faster
+#: than a case-insensitive search, which has no literal to skip ahead to).
+_GROUPING_LOWER = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(")
+_RANGE = re.compile(r"\[[^\]]*\]")
 _TOKEN = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?")
 _EQUALITY = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*")')
 _KEYWORDS = frozenset(
@@ -196,8 +201,11 @@ def metrics_read(expr: str) -> list[Read]:
     reads = []
     # Strings outside a selector's braces (label_replace's arguments, say) are no metric
     # names; ranges and grouping clauses hold none either.
-    masked = _STRING.sub(lambda m: _outside_braces(expr, m), expr)
-    masked = _GROUPING.sub(" ", re.sub(r"\[[^\]]*\]", " ", masked))
+    masked = _mask_strings(expr)
+    if "[" in masked:
+        masked = _RANGE.sub(" ", masked)
+    if not masked.isascii() or _GROUPING_LOWER.search(masked.lower()) is not None:
+        masked = _GROUPING.sub(" ", masked)
     position = 0
     while (match := _TOKEN.search(masked, position)) is not None:
         position = match.end()
@@ -216,32 +224,52 @@ def metrics_read(expr: str) -> list[Read]:
     return reads
 
 
+_OTHER_OPS = re.compile(r'[a-zA-Z_][a-zA-Z0-9_]*\s*(!=|=~|!~)\s*"(?:[^"\\]|\\.)*"')
+
+
 def _unquote_ops(braces: str) -> str:
     """Keep only the ``=`` matchers (not ``!=``, ``=~`` or ``!~``) of a selector."""
-    return re.sub(r'[a-zA-Z_][a-zA-Z0-9_]*\s*(!=|=~|!~)\s*"(?:[^"\\]|\\.)*"', " ", braces)
+    if "!" not in braces and "=~" not in braces:
+        return braces  # only ``=`` matchers (most selectors)
+    return _OTHER_OPS.sub(" ", braces)
 
 
 def _literal(quoted_value: str) -> str:
+    inner = quoted_value[1:-1]
+    if "\\" not in inner and inner.isprintable():
+        return inner  # no escape and no control character: JSON would read it as is
     import json
 
     value: str = json.loads(quoted_value)
     return value
 
 
+#: The reads of the expressions of the catalog last asked about: the alerts generator's
+#: check and ``docs/metrics.md`` read the same alerts, in one run, for one catalog.
+_LAST_READS: tuple[Catalog, dict[str, tuple[Read, ...]]] | None = None
+
+
+def catalog_reads(catalog: Catalog, expr: str) -> tuple[Read, ...]:
+    """:func:`metrics_read` of ``expr``, an expression of ``catalog``'s alerts (remembered
+    for the catalog last asked about)."""
+    global _LAST_READS
+    if _LAST_READS is None or _LAST_READS[0] is not catalog:
+        _LAST_READS = (catalog, {})
+    known = _LAST_READS[1]
+    reads = known.get(expr)
+    if reads is None:
+        reads = known[expr] = tuple(metrics_read(expr))
+    return reads
+
+
 def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
     """For ``(alert, expr)`` pairs, one line per metric read that no source produces for
     the labels the alert selects."""
-    by_metric: dict[str, list[Source]] = {}
-    for source in sources(catalog):
-        by_metric.setdefault(source.metric, []).append(source)
+    produced = _Produced(sources(catalog))
     problems = []
     for alert, expr in exprs:
-        for read in metrics_read(expr):
-            wanted = dict(read.labels)
-            if not any(
-                all(wanted.get(key, value) == value for key, value in source.labels)
-                for source in by_metric.get(read.metric, ())
-            ):
+        for read in catalog_reads(catalog, expr):
+            if not produced.covers(read):
                 labels = ",".join(f"{k}={v!r}" for k, v in read.labels)
                 problems.append(
                     f"alert {alert} reads {read.metric}{{{labels}}}, which no generated "
@@ -250,7 +278,57 @@ def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
     return problems
 
 
-def _outside_braces(expr: str, match: re.Match[str]) -> str:
-    """``match`` (a string literal of ``expr``) as is inside ``{...}``, else blanked."""
-    before = expr[: match.start()]
-    return match.group(0) if before.count("{") > before.count("}") else '""'
+class _Produced:
+    """The sources, indexed so that joining a read to them costs the same however many
+    services push the metric.
+
+    A source produces a read when each of its labels the read also selects has the value
+    the read wants (a label the read does not select is no constraint). The sources of a
+    metric fall into a few shapes (the names of their labels, in order); for a shape and
+    the positions of those names a read selects, a set holds the sources' values there.
+    """
+
+    def __init__(self, found: Iterable[Source]) -> None:
+        self._shapes: dict[str, dict[tuple[str, ...], list[tuple[str, ...]]]] = {}
+        for source in found:
+            keys = tuple(key for key, _ in source.labels)
+            values = tuple(value for _, value in source.labels)
+            self._shapes.setdefault(source.metric, {}).setdefault(keys, []).append(values)
+        self._projections: dict[
+            tuple[str, tuple[str, ...], tuple[int, ...]], frozenset[tuple[str, ...]]
+        ] = {}
+
+    def covers(self, read: Read) -> bool:
+        """Whether some source produces ``read``."""
+        wanted = dict(read.labels)
+        for keys, values in self._shapes.get(read.metric, {}).items():
+            positions = tuple(i for i, key in enumerate(keys) if key in wanted)
+            if not positions:
+                return True  # a source of this shape constrains nothing the read selects
+            index = (read.metric, keys, positions)
+            projection = self._projections.get(index)
+            if projection is None:
+                projection = frozenset(tuple(v[i] for i in positions) for v in values)
+                self._projections[index] = projection
+            if tuple(wanted[keys[i]] for i in positions) in projection:
+                return True
+        return False
+
+
+def _mask_strings(expr: str) -> str:
+    """``expr`` with each string literal outside ``{...}`` blanked to ``""`` (a literal is
+    inside when more ``{`` than ``}`` come before it, counted once, left to right)."""
+    parts: list[str] = []
+    kept = seen = opened = closed = 0
+    for match in _STRING.finditer(expr):
+        start = match.start()
+        opened += expr.count("{", seen, start)
+        closed += expr.count("}", seen, start)
+        seen = start
+        if opened <= closed:
+            parts += (expr[kept:start], '""')
+            kept = match.end()
+    if not parts:
+        return expr
+    parts.append(expr[kept:])
+    return "".join(parts)

@@ -336,8 +336,23 @@ class RestoreDrill:
         return f"{self.when}, {self.runner} `{self.namespace}/{self.cronjob}`"
 
 
+#: The restore drills of the services of the catalog last asked about (the matrix, its
+#: schedule table and the runbooks all ask, in one run, for one catalog).
+_LAST_DRILLS: tuple[Catalog, dict[str, tuple[Service, RestoreDrill | None]]] | None = None
+
+
 def restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
     """The service's restore drill as generated (``None``: it has none)."""
+    global _LAST_DRILLS
+    if _LAST_DRILLS is None or _LAST_DRILLS[0] is not catalog:
+        _LAST_DRILLS = (catalog, {})
+    known = _LAST_DRILLS[1].get(service.name)
+    if known is None or known[0] is not service:
+        known = _LAST_DRILLS[1][service.name] = (service, _restore_drill(catalog, service))
+    return known[1]
+
+
+def _restore_drill(catalog: Catalog, service: Service) -> RestoreDrill | None:
     from homeops_gen.generators.backup_jobs import cron_jobs, drill_cronjob_name
 
     drill = service.drill

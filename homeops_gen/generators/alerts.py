@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from homeops_gen.catalog.model import Catalog, CnpgCluster, Drill, Service
@@ -49,6 +50,7 @@ __all__ = [
     "drill_alerts",
     "drill_group_name",
     "promtool_tests",
+    "rule_group",
     "rule_groups",
     "rules_spec",
     "severity",
@@ -136,6 +138,7 @@ def _series(metric: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, 
     return metric, tuple(labels.items())
 
 
+@lru_cache(maxsize=4096)
 def prom_duration(span: dt.timedelta) -> str:
     """``1d2h5m`` (Prometheus's duration syntax), ``0s`` for zero."""
     seconds = int(span.total_seconds())
@@ -728,17 +731,27 @@ def snapshot_alerts(catalog: Catalog) -> list[Alert]:
     return alerts
 
 
-#: The groups of the catalog last asked about: the alerts, runbooks and docs generators all
-#: need them, in one run, for one catalog.
-_LAST_GROUPS: tuple[Catalog, tuple[RuleGroup, ...]] | None = None
+#: The groups of the catalog last asked about, in order and by name: the alerts, runbooks
+#: and docs generators all need them, in one run, for one catalog.
+_LAST_GROUPS: tuple[Catalog, tuple[RuleGroup, ...], dict[str, RuleGroup]] | None = None
+
+
+def _known_groups(catalog: Catalog) -> tuple[tuple[RuleGroup, ...], dict[str, RuleGroup]]:
+    global _LAST_GROUPS
+    if _LAST_GROUPS is None or _LAST_GROUPS[0] is not catalog:
+        groups = tuple(_rule_groups(catalog))
+        _LAST_GROUPS = (catalog, groups, {group.name: group for group in groups})
+    return _LAST_GROUPS[1], _LAST_GROUPS[2]
 
 
 def rule_groups(catalog: Catalog) -> list[RuleGroup]:
     """Every alert of the catalog: a group per service and family, one per storage layer."""
-    global _LAST_GROUPS
-    if _LAST_GROUPS is None or _LAST_GROUPS[0] is not catalog:
-        _LAST_GROUPS = (catalog, tuple(_rule_groups(catalog)))
-    return list(_LAST_GROUPS[1])
+    return list(_known_groups(catalog)[0])
+
+
+def rule_group(catalog: Catalog, name: str) -> RuleGroup | None:
+    """The catalog's rule group ``name`` (``None``: it has none)."""
+    return _known_groups(catalog)[1].get(name)
 
 
 def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
@@ -752,13 +765,10 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
             families.append((f"backup-{service.name}", backup_job_alerts(service, catalog)))
         if service.drill is not None and service.drill.layer != "kopiur":
             alerts = drill_alerts(service, service.drill)
-            url = f"{runbook}#restore-drill" if runbook else ""
-            families.append(
-                (
-                    drill_group_name(service),
-                    [dataclasses.replace(a, runbook_url=url) for a in alerts],
-                )
-            )
+            if runbook:
+                url = f"{runbook}#restore-drill"
+                alerts = [dataclasses.replace(a, runbook_url=url) for a in alerts]
+            families.append((drill_group_name(service), alerts))
         if service.uses("volsync"):
             # Per app: one kept out of the offsite copies has no R2 source to watch.
             copied = r2 and service.volsync is not None and service.volsync.r2_schedule is not None
@@ -771,7 +781,8 @@ def _rule_groups(catalog: Catalog) -> list[RuleGroup]:
             families.append((f"cnpg-{cluster.key}", alerts))
         for name, alerts in families:
             linked = tuple(
-                a if a.runbook_url else dataclasses.replace(a, runbook_url=runbook) for a in alerts
+                a if a.runbook_url or not runbook else dataclasses.replace(a, runbook_url=runbook)
+                for a in alerts
             )
             groups.append(RuleGroup(name, linked, service.name))
     for name, layer in (

@@ -281,8 +281,23 @@ def backup_volume_name(service: Service) -> str:
     return f"{service.name}-backup"
 
 
+#: The CronJobs of the services of the catalog last asked about: the stacks, the runbooks
+#: and every restore drill's description ask, in one run, for one catalog.
+_LAST_JOBS: tuple[Catalog, dict[str, tuple[Service, tuple[CronJob, ...]]]] | None = None
+
+
 def cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
     """The CronJobs of ``service``'s stack: its backup, and its integrity check if any."""
+    global _LAST_JOBS
+    if _LAST_JOBS is None or _LAST_JOBS[0] is not catalog:
+        _LAST_JOBS = (catalog, {})
+    known = _LAST_JOBS[1].get(service.name)
+    if known is None or known[0] is not service:
+        known = _LAST_JOBS[1][service.name] = (service, tuple(_cron_jobs(catalog, service)))
+    return list(known[1])
+
+
+def _cron_jobs(catalog: Catalog, service: Service) -> list[CronJob]:
     common = [
         EnvVar("SERVICE", service.name),
         EnvVar("TZ", catalog.settings.container_timezone),

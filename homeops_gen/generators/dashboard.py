@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from homeops_gen.catalog.model import Catalog
@@ -28,7 +30,16 @@ from homeops_gen.generators.drills import NOT_SUBSTITUTED
 from homeops_gen.plan import OutputFile, Text, YamlDocuments
 from homeops_gen.registry import register_generator
 
-__all__ = ["CONFIG_MAP", "DASHBOARD", "DASHBOARD_UID", "Panel", "dashboard_json", "panels"]
+__all__ = [
+    "CONFIG_MAP",
+    "DASHBOARD",
+    "DASHBOARD_UID",
+    "Panel",
+    "compact_dashboard_json",
+    "dashboard_json",
+    "indented_json",
+    "panels",
+]
 
 DASHBOARD = "grafana/homeops-backups.json"
 CONFIG_MAP = "kubernetes/monitoring/grafana-dashboard.yaml"
@@ -202,6 +213,13 @@ def _datasource() -> Any:
 
 def dashboard_json(catalog: Catalog) -> dict[str, Any]:
     """The dashboard, as the JSON Grafana imports."""
+    encoded: dict[str, Any] = json.loads(compact_dashboard_json(catalog))
+    return encoded
+
+
+def compact_dashboard_json(catalog: Catalog) -> str:
+    """:func:`dashboard_json` as compact JSON text, its keys sorted (what the ConfigMap
+    holds), encoded once from the builder's objects."""
     from grafana_foundation_sdk.builders import dashboard, stat, timeseries
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models.common import BigValueColorMode, BigValueGraphMode
@@ -280,8 +298,7 @@ def dashboard_json(catalog: Catalog) -> dict[str, Any]:
                 .grid_pos(_grid(0, y, 24, 8))
             )
             y += 8
-    encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(builder.build()))
-    return encoded
+    return JSONEncoder(sort_keys=True, separators=(",", ":")).encode(builder.build())
 
 
 def _size_target() -> Any:
@@ -307,13 +324,75 @@ def _grid(x: int, y: int, w: int = _WIDTH, h: int = _HEIGHT) -> Any:
     return GridPos(h=h, w=w, x=x, y=y)
 
 
+class _NotPlainJson(Exception):
+    """A value :func:`indented_json` leaves to :func:`json.dumps`."""
+
+
+def indented_json(document: Any) -> str:
+    """``json.dumps(document, indent=2, sort_keys=True)``, character for character.
+
+    The standard library writes indented JSON in Python, one generator per container; this
+    writes the plain JSON values :func:`json.loads` gives (string keys, finite floats) about
+    three times as fast, and hands anything else to :func:`json.dumps` itself.
+    """
+    parts: list[str] = []
+    try:
+        _write_json(document, parts, "\n")
+    except _NotPlainJson:
+        return json.dumps(document, indent=2, sort_keys=True)
+    return "".join(parts)
+
+
+def _write_json(value: Any, parts: list[str], newline: str) -> None:
+    """Append ``value`` to ``parts``; ``newline`` is a line break and the current indent."""
+    kind = type(value)
+    if kind is str:
+        parts.append(_json_string(value))
+    elif kind is dict:
+        if not value:
+            parts.append("{}")
+            return
+        inner = newline + "  "
+        opening = "{" + inner
+        for key in sorted(value):
+            if type(key) is not str:
+                raise _NotPlainJson
+            parts.append(opening)
+            parts.append(_json_string(key))
+            parts.append(": ")
+            _write_json(value[key], parts, inner)
+            opening = "," + inner
+        parts.append(newline + "}")
+    elif kind is list:
+        if not value:
+            parts.append("[]")
+            return
+        inner = newline + "  "
+        opening = "[" + inner
+        for item in value:
+            parts.append(opening)
+            _write_json(item, parts, inner)
+            opening = "," + inner
+        parts.append(newline + "]")
+    elif value is None or value is True or value is False:
+        parts.append(_JSON_CONSTANTS[value])
+    elif kind is int:
+        parts.append(int.__repr__(value))
+    elif kind is float and math.isfinite(value):
+        parts.append(float.__repr__(value))
+    else:
+        raise _NotPlainJson
+
+
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 @register_generator("dashboard", description="grafana/: the backup dashboard, and its ConfigMap")
 def generate_dashboard(catalog: Catalog) -> Iterator[OutputFile]:
     if not any(s.methods for s in catalog.services):
         return
-    document = dashboard_json(catalog)
-    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    compact = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    compact = compact_dashboard_json(catalog)
+    text = indented_json(json.loads(compact)) + "\n"
     yield OutputFile(DASHBOARD, Text(text))
     config_map = {
         "apiVersion": "v1",

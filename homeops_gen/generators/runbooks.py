@@ -19,7 +19,7 @@ from typing import Any
 from homeops_gen.catalog.model import Catalog, Service
 from homeops_gen.catalog.spec import EtcdSpec
 from homeops_gen.diagrams import service_flowchart
-from homeops_gen.generators.alerts import drill_group_name, rule_groups
+from homeops_gen.generators.alerts import drill_group_name, rule_group, rule_groups
 from homeops_gen.generators.backup_jobs import (
     BACKUP_METRICS_JOB,
     BACKUP_MOUNT,
@@ -293,8 +293,8 @@ def _drill_context(catalog: Catalog, service: Service) -> dict[str, Any] | None:
     drill = restore_drill(catalog, service)
     if drill is None:
         return None
-    group = drill_group_name(service)
-    alerts = [a.name for g in rule_groups(catalog) if g.name == group for a in g.alerts]
+    group = rule_group(catalog, drill_group_name(service))
+    alerts = [a.name for a in group.alerts] if group is not None else []
     schedule = drill.schedule
     return {
         "cronjob": drill.cronjob,

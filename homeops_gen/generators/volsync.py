@@ -30,6 +30,7 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
@@ -118,6 +119,13 @@ _YAML11_SPECIAL = frozenset(
 )
 
 
+#: Values that read back as themselves without asking the parser: a word (a letter, then
+#: letters, digits, ``.``, ``_`` or ``-``; of YAML 1.1's implicit types only booleans and
+#: null start with a letter, and _YAML11_SPECIAL holds every spelling of those), or a
+#: decimal integer with no sign and no leading zero.
+_PLAINLY_SAFE = re.compile(r"[A-Za-z][A-Za-z0-9._-]*|0|[1-9][0-9]*")
+
+
 def yaml_safe(value: str) -> bool:
     """Whether ``value`` pasted unquoted after ``key: `` reads back as itself (or as the
     integer it spells). Flux substitutes into each object's YAML text and parses it again,
@@ -125,6 +133,14 @@ def yaml_safe(value: str) -> bool:
     ``: `` or `` #``, or spelling a YAML 1.1 boolean or null would change the object."""
     if not value or value in _YAML11_SPECIAL or value != value.strip() or "\n" in value:
         return False
+    if _PLAINLY_SAFE.fullmatch(value) is not None:
+        return True
+    return _reads_back(value)
+
+
+@lru_cache(maxsize=4096)
+def _reads_back(value: str) -> bool:
+    """:func:`yaml_safe` by parsing (apps share most values: the cache pays)."""
     try:
         read = yaml.safe_load(f"key: {value}\n")
     except yaml.YAMLError:
