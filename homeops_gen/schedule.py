@@ -298,6 +298,30 @@ def _safe_hours(seed: int, minute: int, every: int, avoid: frozenset[int]) -> st
     return ",".join(str(h) for h in range(start, 24, every))
 
 
+#: The runtimes that read a cron with robfig/cron (Kubernetes, VolSync, CNPG).
+_ROBFIG: frozenset[Runtime] = frozenset({"cronjob", "volsync", "cnpg"})
+
+
+def _stalling(zone: str, runtime: Runtime, controller_zone: str) -> frozenset[int]:
+    """The local minutes of the day at which robfig/cron's walk stalls for ``runtime``.
+
+    Both zones count for every robfig runtime: a CronJob's schedule may also be given to
+    VolSync (the same local times, read in the controllers' zone, moved by the difference
+    of the zones' standard offsets as :func:`~homeops_gen.schedules.controller.convert`
+    moves them).
+    """
+    from homeops_gen.schedules.zones import stalled_minutes
+    from homeops_gen.schedules.zones import zone as load_zone
+
+    if runtime not in _ROBFIG:
+        return frozenset()
+    there = stalled_minutes(controller_zone)
+    if there:
+        delta = load_zone(zone).standard_offset - load_zone(controller_zone).standard_offset
+        there = frozenset((minute + delta // 60) % 1440 for minute in there)
+    return stalled_minutes(zone) | there
+
+
 def parse_cadence(
     cadence: str,
     *,
@@ -314,12 +338,13 @@ def parse_cadence(
     Shorthands are staggered deterministically by ``name`` so that jobs do not all start at
     the same minute: the minute comes from the name's hash, the hour from the backup window
     ``[window_start, window_start + window_hours)``; a slot whose local time a DST
-    transition of ``zone`` skips or repeats is passed over for the next one.
+    transition of ``zone`` skips or repeats, or at which robfig/cron stalls, is passed over
+    for the next one.
     """
     from homeops_gen.schedules.zones import shifted_minutes
 
     skipped, repeated = shifted_minutes(zone)
-    avoid = skipped | repeated
+    avoid = skipped | repeated | _stalling(zone, runtime, controller_zone)
     seed = stagger_seed(name)
     minute, hour = _safe_slot(seed, window_start, window_hours, avoid)
     made = functools.partial(Schedule, zone=zone, runtime=runtime, controller_zone=controller_zone)

@@ -449,3 +449,51 @@ def test_posix_tz_gives_containers_a_rule_that_needs_no_zoneinfo(
     from homeops_gen.schedule import posix_tz
 
     assert posix_tz(zone) == rule
+
+
+# --- the calendar shortcut of the largest gap ------------------------------------------------
+
+SHORTCUT_ZONES = [
+    "Europe/London",
+    "Pacific/Chatham",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "America/Nuuk",
+    "Africa/Casablanca",
+    "Australia/Sydney",
+]
+SHORTCUT_CRONS = [
+    ("24 1 1 * *", None),
+    ("0 0 1 * *", None),
+    ("30 2 1-7 * *", 0),
+    ("15 3 1 1,7 *", None),
+    ("0 12 15 * 1", None),
+    ("59 23 28-31 * *", None),
+]
+
+
+@pytest.mark.parametrize("zone", SHORTCUT_ZONES)
+def test_the_calendar_shortcut_gives_the_walks_own_gaps(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps far from every transition are read off the calendar: every gap and the instant
+    it starts must be the one the runtime's walk gives over the whole windows."""
+    from homeops_gen.schedules import cronjob, gaps, host, kopiur, volsync
+
+    cases = [
+        (module, Schedule(cron, guard, zone=zone, runtime=runtime, controller_zone=zone))
+        for cron, guard in SHORTCUT_CRONS
+        for module, runtime in [
+            (cronjob, "cronjob"),
+            (host, "cron"),
+            (host, "systemd"),
+            (kopiur, "kopiur"),
+            (volsync, "volsync"),
+        ]
+        if guard is None or runtime in ("cronjob", "cron")
+    ]
+    quick = [module.timing(schedule) for module, schedule in cases]
+    monkeypatch.setattr(gaps, "_wall_step", lambda spec, zone: lambda after: None)
+    walked = [module.timing(schedule) for module, schedule in cases]
+    assert quick == walked
+    assert any(t.gap.start is not None for t in walked)  # gaps that transitions make

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from homeops_gen.schedule import Schedule
 from homeops_gen.schedules import Timing, dst_effect, hhmm, spec_of
-from homeops_gen.schedules.gaps import largest_gap
+from homeops_gen.schedules.gaps import ScheduleStall, largest_gap
 from homeops_gen.schedules.robfig import Spec, next_run
 from homeops_gen.schedules.zones import zone as load_zone
 
@@ -52,7 +52,8 @@ def controller_timing(
 ) -> Timing:
     """``schedule`` (meant in ``schedule.zone``) as a controller in
     ``schedule.controller_zone`` runs it: five fields for robfig/cron v3, or six (``seconds``)
-    read by v1. Raises :class:`ConversionError`, naming ``runtime``."""
+    read by v1. Raises :class:`ConversionError`, naming ``runtime``, and
+    :class:`~homeops_gen.schedules.gaps.ScheduleStall` for a cron robfig/cron stalls on."""
     try:
         moved = convert(schedule)
     except ConversionError as exc:
@@ -60,7 +61,13 @@ def controller_timing(
     text = ("0 " if seconds else "") + cron_text(moved)
     spec = spec_of(text, seconds=seconds, v1=seconds)  # the controller's own reading
     loc = load_zone(schedule.controller_zone)
-    gap = largest_gap(spec, loc, lambda t: next_run(spec, t, loc, v3=not seconds))
+    try:
+        gap = largest_gap(spec, loc, lambda t: next_run(spec, t, loc, v3=not seconds))
+    except ScheduleStall as stall:
+        raise stall.explained(
+            f"{runtime} cannot run this cadence: cron {text!r} stalls in robfig/cron: "
+            f"{stall}; choose another minute or hour"
+        ) from None
     effect = dst_effect(spec, schedule.controller_zone, skipped=skipped, repeated=repeated)
     if schedule.zone != schedule.controller_zone:
         shown = local_times(spec, schedule.zone, schedule.controller_zone)

@@ -6,10 +6,16 @@ leap-year alignment). Only a gap that spans a transition can differ: for those t
 are produced by the runtime's own walk (:func:`homeops_gen.schedules.robfig.next_run`)
 from well before each transition of the modelled years to well after it, and the largest
 of all is kept with the instant it starts.
+
+Most steps of those walks are far from every transition, where each runtime runs a
+schedule exactly as the wall clock says: there the next run is read off the calendar of
+the days the schedule runs on (:func:`_wall_step`, shared by every schedule with the same
+day fields), and only the steps a transition can touch are left to the runtime's walk.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import itertools
@@ -17,11 +23,19 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from homeops_gen.schedules.gotime import clock
+from homeops_gen.schedules.gotime import clock, go_date
 from homeops_gen.schedules.robfig import Spec
-from homeops_gen.schedules.zones import RANGE, Transition, Zone, civil
+from homeops_gen.schedules.zones import RANGE, TABLE, Transition, Zone, civil
 
-__all__ = ["Gap", "calendar_gap", "largest_gap", "runs"]
+__all__ = [
+    "Gap",
+    "ScheduleStall",
+    "calendar_gap",
+    "describe_transition",
+    "largest_gap",
+    "local_time",
+    "runs",
+]
 
 #: A calendar long enough to hold every weekday/leap-year alignment (28-year solar cycle).
 _CYCLE_START = dt.date(2025, 1, 1)
@@ -32,6 +46,47 @@ _LEAP_CYCLE_DAYS = (dt.date(2029, 1, 1) - _CYCLE_START).days
 _PAD = 3 * 3600
 
 NextRun = Callable[[int], "int | None"]
+
+_EPOCH = dt.date(1970, 1, 1)
+#: How far from every transition a step must stay for the runtime to take it exactly as
+#: the wall clock says: its walk (the day it starts on, the day it ends on) and the zone
+#: look-ups that walk makes (Go's ``time.Date`` reads the offset up to 14 hours away).
+_QUIET = 2 * 86400
+#: robfig/cron and croner give up after five years; steps longer than this are left to them.
+_LONGEST_STEP = 4 * 365 * 86400
+
+
+class ScheduleStall(ValueError):
+    """The runtime's next run after a run is that same run (or an earlier one): its walk
+    goes no further, and whatever drives it repeats or stops there."""
+
+    def __init__(
+        self,
+        instant: int,
+        following: int,
+        message: str = "",
+        *,
+        zone: str = "",
+        transition: Transition | None = None,
+    ) -> None:
+        super().__init__(message or f"the next run after {instant} is {following}")
+        #: The run (Unix seconds) whose next run does not come after it.
+        self.instant = instant
+        #: What the runtime gives as the next run: ``instant`` itself, or earlier.
+        self.following = following
+        self.zone = zone
+        #: The transition the walk crossed last, when known.
+        self.transition = transition
+
+    def explained(self, message: str) -> ScheduleStall:
+        """The same stall, told by ``message``."""
+        return ScheduleStall(
+            self.instant,
+            self.following,
+            message,
+            zone=self.zone,
+            transition=self.transition,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,13 +157,125 @@ def _day_gaps(days_of: Spec, guard: int | None) -> tuple[int, int]:
 
 
 def runs(next_run: NextRun, start: int, end: int) -> Iterator[int]:
-    """Every run in ``(start, end]``, and the first one after ``end``."""
+    """Every run in ``(start, end]``, and the first one after ``end``.
+
+    Raises :class:`ScheduleStall` when the next run after a run is not later than it.
+    """
     t = start
     while (following := next_run(t)) is not None:
+        if following <= t:
+            raise ScheduleStall(t, following)
         t = following
         yield t
         if t > end:
             return
+
+
+@lru_cache(maxsize=256)
+def _run_days(days_of: Spec) -> tuple[int, ...]:
+    """The days (numbered from 1970-01-01) a schedule with these day fields runs on, over
+    the zones' tables, by the day-of-month/day-of-week rule of :attr:`Spec.dom_star`."""
+    found: list[int] = []
+    either = not (days_of.dom_star or days_of.dow_star)
+    first, last = _EPOCH + dt.timedelta(days=TABLE[0] // 86400), TABLE[1] // 86400
+    for year in range(first.year, first.year + (last - TABLE[0] // 86400) // 365 + 2):
+        for month in sorted(days_of.months):
+            start = dt.date(year, month, 1)
+            base = (start - _EPOCH).days
+            weekday = (start.weekday() + 1) % 7  # cron: Sunday = 0
+            length = ((start + dt.timedelta(days=31)).replace(day=1) - start).days
+            for day in range(1, length + 1):
+                in_dom = day in days_of.dom
+                in_dow = (weekday + day - 1) % 7 in days_of.dow
+                if (in_dom or in_dow) if either else (in_dom and in_dow):
+                    found.append(base + day - 1)
+    return tuple(d for d in found if TABLE[0] // 86400 <= d < last)
+
+
+def _next_wall(days: tuple[int, ...], times: tuple[int, ...], wall: int) -> int | None:
+    """The first wall-clock reading after ``wall`` on one of ``days`` at one of ``times``."""
+    day, second = divmod(wall, 86400)
+    index = bisect.bisect_left(days, day)
+    if index < len(days) and days[index] == day:
+        at = bisect.bisect_right(times, second)
+        if at < len(times):
+            return day * 86400 + times[at]
+        index += 1
+    return days[index] * 86400 + times[0] if index < len(days) else None
+
+
+#: (zone name, transition instant) -> whether ``time.Date`` maps the midnights next to it
+#: exactly (:func:`_exact_midnights`).
+_EXACT_MIDNIGHTS: dict[tuple[str, int], bool] = {}
+
+
+def _exact_midnights(transition: Transition, zone: Zone) -> bool:
+    """Whether ``time.Date`` maps every midnight next to the transition to an instant that
+    reads that midnight, so that a walk over it by ``AddDate`` from midnight to midnight
+    lands on each one exactly (the midnights farther away are quiet)."""
+    key = (zone.name, transition.instant)
+    if (known := _EXACT_MIDNIGHTS.get(key)) is not None:
+        return known
+    days = {
+        (transition.instant + offset) // 86400 + step
+        for offset in (transition.before, transition.after)
+        for step in (-1, 0, 1)
+    }
+    exact = all(zone.wall(go_date(*civil(day * 86400)[:6], zone)) == day * 86400 for day in days)
+    _EXACT_MIDNIGHTS[key] = exact
+    return exact
+
+
+def _wall_step(spec: Spec, zone: Zone) -> NextRun:
+    """The next run after an instant where no transition can touch the step, else None.
+
+    Each runtime modelled here (robfig/cron, croner, cron, systemd) gives the first instant
+    whose wall-clock reading matches the schedule when the offset is the same all along the
+    step and for :data:`_QUIET` around it: its walk is then a walk in a fixed-offset zone.
+    It does too when the step moves over one transition by whole days only, both ends
+    quiet: robfig/cron crosses those days with ``AddDate`` from midnight to midnight (exact
+    when :func:`_exact_midnights`), croner and the host daemons by wall-clock dates. Every
+    other step (None) is left to the runtime's own walk.
+    """
+    no_times = frozenset[int]()
+    days = _run_days(dataclasses.replace(spec, seconds=no_times, minutes=no_times, hours=no_times))
+    times = tuple(
+        sorted(
+            h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes for s in spec.seconds
+        )
+    )
+
+    def step(after: int) -> int | None:
+        if after - _QUIET < TABLE[0]:
+            return None
+        offset = zone.offset(after)
+        wall = _next_wall(days, times, after + offset)
+        if wall is None or wall - offset - after > _LONGEST_STEP:
+            return None
+        upcoming = zone.upcoming(after - _QUIET)
+        if upcoming is None or upcoming.instant > wall - offset + _QUIET:
+            following: int | None = wall - offset  # one offset all along
+        else:
+            following = _over(upcoming, after, wall, zone)
+        if following is None or following + _QUIET >= TABLE[1]:
+            return None
+        return following
+
+    return step
+
+
+def _over(transition: Transition, after: int, wall: int, zone: Zone) -> int | None:
+    """The run at ``wall`` after ``after`` when the step passes over ``transition`` by whole
+    days, both ends quiet, else None."""
+    if transition.instant <= after + _QUIET:
+        return None  # the step starts near it
+    if wall < transition.instant + max(transition.before, transition.after) + _QUIET:
+        return None  # the run is near it
+    following = wall - transition.after
+    later = zone.upcoming(transition.instant)
+    if later is not None and later.instant <= following + _QUIET:
+        return None  # another one is near
+    return following if _exact_midnights(transition, zone) else None
 
 
 @dataclass(frozen=True)
@@ -156,6 +323,8 @@ def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None 
     """The largest gap of ``spec`` run by ``next_run`` in ``zone`` over :data:`RANGE`.
 
     ``guard`` drops the runs whose local weekday in ``zone`` is not the one the job requires.
+    Raises :class:`ScheduleStall` (naming the zone, the local time and the transition) when
+    the runtime's next run after a run is not later than it.
     """
     calendar = calendar_gap(spec, guard)[0]
     best = Gap(calendar, None)
@@ -163,6 +332,12 @@ def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None 
     reach = int(calendar.total_seconds()) + shift + _PAD
     likeness = _likeness(spec, guard)
     walked: set[Hashable] = set()
+    quick = _wall_step(spec, zone)
+
+    def step(after: int) -> int | None:
+        following = quick(after)
+        return next_run(after) if following is None else following
+
     for window in _windows(zone, reach):
         lone = likeness is not None and len(window.transitions) == 1
         if lone and RANGE[0] <= window.low and window.high <= RANGE[1]:
@@ -170,10 +345,57 @@ def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None 
             if key in walked:
                 continue  # an earlier transition walked alike: same gaps, found earlier
             walked.add(key)
-        times = runs(next_run, max(window.low, RANGE[0]), min(window.high, RANGE[1]))
+        times = runs(step, max(window.low, RANGE[0]), min(window.high, RANGE[1]))
         if guard is not None:
             times = (t for t in times if clock(t, zone)[6] == guard)
-        for a, b in itertools.pairwise(times):
-            if b - a > best.span.total_seconds():
-                best = Gap(dt.timedelta(seconds=b - a), a)
+        try:
+            for a, b in itertools.pairwise(times):
+                if b - a > best.span.total_seconds():
+                    best = Gap(dt.timedelta(seconds=b - a), a)
+        except ScheduleStall as stall:
+            raise _told(stall, zone) from None
     return best
+
+
+def local_time(instant: int, zone: Zone) -> str:
+    """``2029-04-01 02:52 (+12:45)``: the wall clock at ``instant`` and its offset."""
+    year, month, day, hour, minute, *_ = clock(instant, zone)
+    offset = _offset(zone.offset(instant))
+    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d} ({offset})"
+
+
+def _offset(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
+
+
+def describe_transition(transition: Transition) -> str:
+    """``the fall-back of 2029-04-01 from 03:45 (+13:45) to 02:45 (+12:45)``."""
+    year, month, day, hour, minute, *_ = civil(transition.instant + transition.before)
+    after = civil(transition.instant + transition.after)
+    kind = "fall-back" if transition.shift < 0 else "spring-forward"
+    return (
+        f"the {kind} of {year:04d}-{month:02d}-{day:02d} from {hour:02d}:{minute:02d} "
+        f"({_offset(transition.before)}) to {after[3]:02d}:{after[4]:02d} "
+        f"({_offset(transition.after)})"
+    )
+
+
+def _told(stall: ScheduleStall, zone: Zone) -> ScheduleStall:
+    """The stall with the zone, the local time and the transition it follows."""
+    transition = zone.latest(stall.instant)
+    again = (
+        "that same instant again"
+        if stall.following == stall.instant
+        else f"an earlier one, {local_time(stall.following, zone)}"
+    )
+    cause = f", after {describe_transition(transition)}" if transition is not None else ""
+    return ScheduleStall(
+        stall.instant,
+        stall.following,
+        f"its next run after the run at {local_time(stall.instant, zone)} in {zone.name} is "
+        f"{again}{cause}",
+        zone=zone.name,
+        transition=transition,
+    )

@@ -92,6 +92,40 @@ def _skip_days(spec: Spec, t: int, loc: Zone) -> int:
     return t
 
 
+#: The day loops walked so far: (day fields, start, zone name, v3) -> where the loop ends.
+_DAY_LOOPS: dict[tuple[object, ...], int] = {}
+_DAY_LOOPS_LIMIT = 1 << 15
+
+
+def _next_day(spec: Spec, t: int, loc: Zone, v3: bool) -> int:
+    """The library's day loop from ``t``: ``AddDate(0, 0, 1)`` (and v3's correction of a
+    midnight that fell into a transition) until the day matches or is the 1st.
+
+    The loop reads only the day fields, so schedules that differ in their (staggered) times
+    share it: the day loops after their runs start at the same midnights. Remembered by
+    the zone's name (a zone's data is the same for every :class:`Zone` of that name).
+    """
+    key = (spec.dom, spec.dow, spec.dom_star, spec.dow_star, t, loc.name, v3)
+    found = _DAY_LOOPS.get(key)
+    if found is None:
+        if len(_DAY_LOOPS) >= _DAY_LOOPS_LIMIT:
+            _DAY_LOOPS.clear()
+        found = _DAY_LOOPS[key] = _walk_days(spec, t, loc, v3)
+    return found
+
+
+def _walk_days(spec: Spec, t: int, loc: Zone, v3: bool) -> int:
+    t = _skip_days(spec, t, loc)
+    while True:
+        t = add_date(t, loc, 0, 0, 1)
+        hour = clock(t, loc)[3]
+        if v3 and hour != 0:  # midnight fell into a transition
+            t += (24 - hour) * 3600 if hour > 12 else -hour * 3600
+        _, _, day, *_, weekday = clock(t, loc)
+        if day == 1 or _day_matches(spec, day, weekday):
+            return t
+
+
 def next_run(spec: Spec, after: int, loc: Zone, *, v3: bool = True) -> int | None:
     """The first run strictly after the instant ``after`` (Unix seconds), read in ``loc``;
     ``None`` when there is none within five years (the library returns the zero time)."""
@@ -118,15 +152,8 @@ def next_run(spec: Spec, after: int, loc: Zone, *, v3: bool = True) -> int | Non
             if not added:
                 added = True
                 t = go_date(year, month, day, 0, 0, 0, loc)
-            t = _skip_days(spec, t, loc)
-            while True:
-                t = add_date(t, loc, 0, 0, 1)
-                hour = clock(t, loc)[3]
-                if v3 and hour != 0:  # midnight fell into a transition
-                    t += (24 - hour) * 3600 if hour > 12 else -hour * 3600
-                year, month, day, hour, minute, second, weekday = clock(t, loc)
-                if day == 1 or _day_matches(spec, day, weekday):
-                    break
+            t = _next_day(spec, t, loc, v3)
+            year, month, day, hour, minute, second, weekday = clock(t, loc)
             if day == 1:
                 continue
         if hour not in spec.hours:

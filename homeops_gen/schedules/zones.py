@@ -14,7 +14,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["RANGE", "Transition", "Zone", "zone"]
+__all__ = ["RANGE", "TABLE", "Transition", "Zone", "stalled_by", "stalled_minutes", "zone"]
 
 _UTC = dt.UTC
 #: The years every largest gap is computed over: thirty years of transitions from 2026, and
@@ -25,7 +25,7 @@ RANGE = (
 )
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 #: Tables reach a little past the range, so that a walk that starts near its end stays inside.
-_TABLE = (RANGE[0] - 400 * 86400, RANGE[1] + 400 * 86400)
+TABLE = (RANGE[0] - 400 * 86400, RANGE[1] + 400 * 86400)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Zone:
 
     def offset(self, instant: int) -> int:
         """Seconds east of UTC in force at ``instant``."""
-        if not _TABLE[0] <= instant < _TABLE[1]:
+        if not TABLE[0] <= instant < TABLE[1]:
             delta = dt.datetime.fromtimestamp(instant, self.tzinfo).utcoffset()
             return int(delta.total_seconds()) if delta is not None else 0
         index = bisect.bisect_right(self._instants, instant)
@@ -65,10 +65,20 @@ class Zone:
     def next_transition(self, instant: int) -> int | None:
         """The first transition after ``instant``, or None; outside the table, where
         transitions are not known, ``instant`` itself (callers then go step by step)."""
-        if not _TABLE[0] <= instant < _TABLE[1]:
+        if not TABLE[0] <= instant < TABLE[1]:
             return instant
         index = bisect.bisect_right(self._instants, instant)
         return self._instants[index] if index < len(self._instants) else None
+
+    def upcoming(self, instant: int) -> Transition | None:
+        """The first transition after ``instant`` (inside :data:`TABLE`), or None."""
+        index = bisect.bisect_right(self._instants, instant)
+        return self.transitions[index] if index < len(self.transitions) else None
+
+    def latest(self, instant: int) -> Transition | None:
+        """The last transition at or before ``instant`` (inside :data:`TABLE`), or None."""
+        index = bisect.bisect_right(self._instants, instant)
+        return self.transitions[index - 1] if index else None
 
     def in_range(self) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if RANGE[0] <= t.instant < RANGE[1])
@@ -90,10 +100,10 @@ def zone(name: str) -> Zone:
     """The zone called ``name`` (an IANA name; ``UTC`` and ``Etc/UTC`` have no transitions)."""
     tz: dt.tzinfo = _UTC if name in ("UTC", "Etc/UTC") else zoneinfo.ZoneInfo(name)
     transitions: list[Transition] = []
-    first = _offset(_TABLE[0], tz)
+    first = _offset(TABLE[0], tz)
     if tz is not _UTC:
         previous = first
-        for sample in range(_TABLE[0] + 86400, _TABLE[1], 86400):
+        for sample in range(TABLE[0] + 86400, TABLE[1], 86400):
             current = _offset(sample, tz)
             if current == previous:
                 continue
@@ -139,3 +149,34 @@ def shifted_minutes(name: str) -> tuple[frozenset[int], frozenset[int]]:
         target = skipped if transition.shift > 0 else repeated
         target.update(minute % 1440 for minute in range(low, high))
     return frozenset(skipped), frozenset(repeated)
+
+
+@lru_cache(maxsize=64)
+def stalled_minutes(name: str) -> frozenset[int]:
+    """The local minutes of the day (0-1439) at which robfig/cron's ``Next`` stalls on the
+    day of a transition of the modelled years (:func:`stalled_by`)."""
+    return frozenset().union(*(stalled_by(t) for t in zone(name).in_range()))
+
+
+def stalled_by(transition: Transition) -> frozenset[int]:
+    """The local minutes of the day (0-1439) at which robfig/cron's ``Next`` stalls on the
+    day of ``transition``, for a schedule that does not also run in the hour before.
+
+    The library walks the minutes of an allowed hour one ``Add(time.Minute)`` at a time and
+    stops at the first allowed minute without reading the hour again. A fall-back whose wall
+    clock reads ``H:MM`` (``MM`` not 0) just before it sets that walk, started at ``H:00``,
+    back into hour ``H-1``: a minute from ``MM`` on is found in hour ``H-1`` of the later
+    offset. ``Next`` of that instant starts again at ``H-1:00``, before the transition,
+    climbs to ``H:00`` and finds the same instant: the walk goes no further. Pacific/Chatham
+    falls back from 03:45 (+13:45) to 02:45 (+12:45): 03:45-03:59 stall. A spring-forward
+    only moves the walk on, and a fall-back on the hour (or one that stays in the hour,
+    shorter than ``MM`` minutes) leaves the hour as it is.
+    """
+    if transition.shift >= 0:
+        return frozenset()
+    before = (transition.instant + transition.before) // 60
+    after = (transition.instant + transition.after) // 60
+    hour = before - before % 60  # the start of the hour the walk crosses it in
+    if before == hour or not hour - 60 <= after < hour:
+        return frozenset()
+    return frozenset(minute % 1440 for minute in range(max(before, after + 60), hour + 60))
