@@ -359,60 +359,6 @@ def catalog_document(text: str) -> Mapping[str, Any]:
     return root if isinstance(root, Mapping) else {}
 
 
-class CatalogPlaces:
-    """Where catalog locations are, as :meth:`CatalogPositions.at` with ``at_key`` gives
-    them (a mapping entry at its key, a list item at its node), from libyaml's composed
-    nodes: far faster than the round-trip reader on a large catalog. A text libyaml may
-    read otherwise than ruamel (what :func:`fast_load` declines) is left to ruamel."""
-
-    def __init__(self, text: str, source: str) -> None:
-        from homeops_gen.catalog.fast_yaml import fast_load
-
-        self.root: Any = None
-        self._ruamel: Any = None
-        try:
-            import yaml
-
-            if isinstance(fast_load(text), dict):
-                self.root = yaml.compose(text, Loader=yaml.CSafeLoader)
-        except Exception:  # no libyaml, or text it does not take: ruamel places it
-            self.root = None
-        if self.root is None:
-            from homeops_gen.catalog.loader import CatalogPositions
-
-            self._ruamel = CatalogPositions(text, source)
-
-    def at(self, loc: Location) -> tuple[int, int]:
-        """1-based line and column of ``loc``, or of its deepest existing ancestor."""
-        if self._ruamel is not None:
-            found: tuple[int, int] = self._ruamel.at(loc, at_key=True)
-            return found
-        import yaml
-
-        node, line, column = self.root, 1, 1
-        for depth, part in enumerate(loc, start=1):
-            if isinstance(node, yaml.MappingNode):
-                pair = next(((k, v) for k, v in node.value if k.value == part), None)
-                if pair is None:
-                    break
-                key, node = pair
-                # a scalar on the way to a deeper location points at its value (as ruamel)
-                scalar = isinstance(node, yaml.ScalarNode) and node.tag != _NULL_TAG
-                mark = node.start_mark if scalar and depth < len(loc) else key.start_mark
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if part >= len(node.value):
-                    break
-                node = node.value[part]
-                mark = node.start_mark
-            else:
-                break
-            line, column = mark.line + 1, mark.column + 1
-        return line, column
-
-
-_NULL_TAG = "tag:yaml.org,2002:null"
-
-
 @dataclass(frozen=True)
 class _Expected:
     """What the cluster must hold for one service."""

@@ -267,7 +267,7 @@ LintProblems = list[tuple["Problem", str]]
 
 def _lint_problems(args: argparse.Namespace, catalog: Catalog) -> LintProblems:
     """Every lint finding, placed at its catalog line, with its severity."""
-    from homeops_gen.catalog.loader import CatalogPositions
+    from homeops_gen.catalog.places import CatalogPlaces
     from homeops_gen.errors import Problem
     from homeops_gen.lint import lint_catalog
 
@@ -275,7 +275,7 @@ def _lint_problems(args: argparse.Namespace, catalog: Catalog) -> LintProblems:
     if not findings:
         return []
     # One parse for all findings, in lint's order (errors first).
-    positions = CatalogPositions(Path(args.catalog).read_text(encoding="utf-8"), args.catalog)
+    positions = CatalogPlaces(Path(args.catalog).read_text(encoding="utf-8"), args.catalog)
     return [
         (
             Problem(
@@ -364,13 +364,13 @@ def _audit(args: argparse.Namespace) -> int:
     """The coverage audit: each PVC's verdict (unless -q), the catalog's findings at their
     lines, the unprotected PVCs with the entry to add, and a summary."""
     from homeops_gen.audit import (
-        CatalogPlaces,
         audit_cluster,
         catalog_document,
         kubectl_dump,
         read_dump,
     )
     from homeops_gen.catalog import load_catalog
+    from homeops_gen.catalog.places import CatalogPlaces
     from homeops_gen.errors import Problem
 
     dump = kubectl_dump() if args.kubectl else read_dump(args.cluster)
@@ -392,7 +392,7 @@ def _audit(args: argparse.Namespace) -> int:
     problems = []
     for finding in report.findings:
         assert positions is not None
-        line, column = positions.at(finding.loc)
+        line, column = positions.at(finding.loc, at_key=True)
         message = f"{finding.severity}: {finding.message}"
         problem = Problem(args.catalog, line, column, finding.loc, message)
         problems.append((problem, finding.severity))
@@ -413,7 +413,7 @@ def _audit(args: argparse.Namespace) -> int:
             lines = [head + "; add:", *result.snippet]
         print("cluster: " + "\n".join(lines), file=sys.stderr)
         if annotate and positions is not None:
-            line, column = positions.at(("services",))
+            line, column = positions.at(("services",), at_key=True)
             _annotate(Problem(args.catalog, line, column, (), "\n".join(lines)), "error")
     print(f"homeops_gen: {report.summary()}", file=sys.stderr)
     return report.exit_code

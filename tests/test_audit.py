@@ -1269,8 +1269,8 @@ def _locations(node: Any, loc: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]
 
 @pytest.mark.parametrize("which", ["bundled", "small", "merge-key"])
 def test_catalog_places_are_the_loaders_positions(which: str) -> None:
-    from homeops_gen.audit import CatalogPlaces
     from homeops_gen.catalog.loader import CatalogPositions
+    from homeops_gen.catalog.places import CatalogPlaces
 
     text = {
         "bundled": (REPO / "services.yaml").read_text(encoding="utf-8"),
@@ -1285,6 +1285,7 @@ def test_catalog_places_are_the_loaders_positions(which: str) -> None:
     locations = list(_locations(yaml.safe_load(text)))
     assert len(locations) > 100
     for loc in locations:
-        assert places.at(loc) == positions.at(loc, at_key=True), loc
+        assert places.at(loc, at_key=True) == positions.at(loc, at_key=True), loc
+        assert places.at(loc) == positions.at(loc), loc
     # control: at the values, not the keys, the positions differ
-    assert any(places.at(loc) != positions.at(loc) for loc in locations)
+    assert any(places.at(loc, at_key=True) != positions.at(loc) for loc in locations)
