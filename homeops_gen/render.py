@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -157,40 +156,10 @@ def _literal_blocks(node: Any) -> Any:
 
 @lru_cache(maxsize=8)
 def _environment(template_dirs: tuple[Path, ...]) -> jinja2.Environment:
-    """One environment per override chain; every option explicit."""
-    import jinja2
+    """One environment per override chain (see :func:`homeops_gen.templating.environment`)."""
+    from homeops_gen.templating import environment
 
-    loader = jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(str(d)) for d in (*template_dirs, packaged_templates_dir())]
-    )
-    from homeops_gen import hcl
-    from homeops_gen.markdown import md_text
-
-    environment = jinja2.Environment(
-        loader=loader,
-        bytecode_cache=_bytecode_cache(),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=True,  # a library caller may edit a template between two renders
-    )
-
-    @jinja2.pass_context
-    def render_script(context: Any, template: str, variables: Mapping[str, Any]) -> str:
-        """Render another template (a job's script) with this context plus ``variables``."""
-        return environment.get_template(template).render({**context.get_all(), **variables})
-
-    environment.filters.update(
-        render_script=render_script,
-        hcl_string=hcl.hcl_string,
-        hcl_heredoc=hcl.hcl_heredoc,
-        hcl_map=hcl.hcl_map,
-        md=md_text,
-        shell_quote=shlex.quote,
-    )
-    return environment
+    return environment(template_dirs, packaged_templates_dir(), _bytecode_cache())
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:

@@ -41,6 +41,10 @@ def test_wheel_contains_package_templates_and_marker(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "homeops_gen/templates/markdown/index.md.j2" in names
     assert "homeops_gen/py.typed" in names
+    assert "homeops_gen/_compiled_templates/manifest.json" in names
+    compiled = [n for n in names if n.startswith("homeops_gen/_compiled_templates/tmpl_")]
+    templates = [p for p in (REPO / "templates").rglob("*") if p.is_file()]
+    assert len(compiled) == len(templates)
     assert not any(name.startswith(("tests/", "out/")) for name in names)
 
 
@@ -78,8 +82,11 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def in_venv(python: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def in_venv(
+    python: Path, args: list[str], cwd: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(extra or {})
     return subprocess.run(
         [str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
@@ -115,10 +122,13 @@ def test_wheel_in_a_fresh_venv_reproduces_out(venv: Path, tmp_path: Path) -> Non
     work = tmp_path / "work"
     work.mkdir()
     (work / "services.yaml").write_bytes((REPO / "services.yaml").read_bytes())
-    cli = in_venv(venv, ["-m", "homeops_gen", "-q"], work)
+    cache = tmp_path / "cache"
+    cli = in_venv(venv, ["-m", "homeops_gen", "-q"], work, {"HOMEOPS_GEN_CACHE_DIR": str(cache)})
     assert cli.returncode == 0, cli.stderr
     expected = files_below(REPO / "out")
     assert files_below(work / "out") == expected
+    # Every template came compiled in the wheel: none was compiled into the bytecode cache.
+    assert cache.is_dir() and not any((cache / "jinja").iterdir())
     library = in_venv(venv, ["-c", LIBRARY_USE], work)
     assert library.returncode == 0, library.stderr
     assert "backup-jobs" in library.stdout.split() and "inventory" not in library.stdout
