@@ -30,6 +30,10 @@ process with ``cwd`` = the repository root:
   checks with *homeops_gen's bytecode cold*: a fresh ``PYTHONPYCACHEPREFIX`` into which
   one untimed run compiled everything, then homeops_gen's own ``.pyc`` files removed (the
   first run after the package changed; its dependencies' bytecode stays compiled).
+- the bundled catalog only: the first *--check, no cache* after an install, with an empty
+  cache folder (so no template compiled yet) and no template override, from the wheel of
+  this tree installed in a virtual environment (its templates compiled ahead of time, by
+  its build hook) and from the source tree (each template compiled on demand).
 
 Every figure but the generate is paired with the *import floor*,
 ``python -c "import pydantic, jinja2, ruamel.yaml"``. cdk8s: ``bench/synth.py cdk8s``
@@ -400,6 +404,69 @@ def startup_pairs(catalog: Catalog, rounds: int) -> list[Pair]:
     ]
 
 
+def installed_wheel(scratch: Path, env: dict[str, str]) -> tuple[Path | None, str]:
+    """A virtual environment with the wheel of this tree installed (untimed): its Python,
+    or None and why not. The environment sees this Python's packages (the dependencies, no
+    download); the wheel's own files are byte-compiled by pip, as any install does."""
+    dist, root = scratch / "wheel", scratch / "venv"
+    build = ["wheel", "--no-deps", "--no-build-isolation", "--quiet", "--wheel-dir", str(dist)]
+    steps = [
+        [PYTHON, "-m", "pip", *build, str(REPO)],
+        [PYTHON, "-m", "venv", "--system-site-packages", str(root)],
+    ]
+    for argv in steps:
+        done = untimed(argv, env)
+        if done.returncode != 0:
+            return None, f"{' '.join(argv[:4])} failed: {done.stderr.strip()[-200:]}"
+    python = root / "bin" / "python"
+    (wheel,) = dist.glob("homeops_gen-*.whl")
+    argv = [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)]
+    done = untimed(argv, env)
+    if done.returncode != 0:
+        return None, f"pip install of the wheel failed: {done.stderr.strip()[-200:]}"
+    return python, ""
+
+
+def install_pairs(bench: Bench, catalog: Catalog, rounds: int) -> list[Pair]:
+    """The bundled catalog, the first check after an install: no cache, an empty cache
+    folder (no template compiled yet), from the installed wheel (its templates compiled
+    ahead of time) and from the source tree (compiled on demand)."""
+    key = catalog.label
+    empty = bench.scratch / "no-templates"
+    empty.mkdir(exist_ok=True)
+    # No templates/ beside the catalog stands in for the packaged ones (no override).
+    args = ["--check", "-q", "--catalog", catalog.path, "--templates", str(empty)]
+    args += ["--out", "{kept}"]
+    python, why = installed_wheel(bench.scratch, bench.env)
+    commands = [
+        Command(
+            f"{key}.check_installed_source",
+            "--check, no cache, empty cache: source tree",
+            [PYTHON, "-m", "homeops_gen", *args],
+            NO_CACHE,
+            prepare=empty_cache,
+            needs=f"{key}.generate",
+            expect="up to date",
+        )
+    ]
+    if python is None:
+        bench.notes.append(f"installed wheel not measured: {why}")
+    else:
+        # -P: the repository root (the working folder) is not on sys.path; the wheel is.
+        commands.append(
+            Command(
+                f"{key}.check_installed_wheel",
+                "--check, no cache, empty cache: installed wheel",
+                [str(python), "-P", "-m", "homeops_gen", *args],
+                NO_CACHE,
+                prepare=empty_cache,
+                needs=f"{key}.generate",
+                expect="up to date",
+            )
+        )
+    return [Pair(command, _import_floor(command.key), rounds, False) for command in commands]
+
+
 def cdk8s_pairs(rounds: int, warmup: bool) -> list[Pair]:
     """cdk8s synth against the native whole process, bundled catalog, fresh folders."""
     synth = [PYTHON, str(BENCH / "synth.py")]
@@ -616,6 +683,7 @@ def measure_all(bench: Bench, args: argparse.Namespace) -> None:
     progress(f"bundled {REFERENCE}: {rounds} round(s)")
     pairs = catalog_pairs(bench, bundled, rounds, warmup)
     pairs += startup_pairs(bundled, 1 if args.quick else 3)
+    pairs += install_pairs(bench, bundled, 2 if args.quick else 3)
     bench.run_rounds(pairs, budget)
     drop_kept(bench)
     catalogs.append(bundled)
