@@ -22,10 +22,17 @@ def hcl_template_escape(text: str) -> str:
     return text.replace("${", "$${").replace("%{", "%%{")
 
 
+#: What :func:`hcl_string` must escape: a string without any is quoted as it is.
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]|[$%]\{')
+
+
 def hcl_string(value: object) -> str:
     """A quoted HCL string holding exactly ``value``."""
+    text = str(value)
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'
     out = []
-    for char in hcl_template_escape(str(value)):
+    for char in hcl_template_escape(text):
         if char in _QUOTED_ESCAPES:
             out.append(_QUOTED_ESCAPES[char])
         elif ord(char) < 0x20 or ord(char) == 0x7F:

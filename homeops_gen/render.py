@@ -97,8 +97,17 @@ def _render_template(payload: TemplateRender, template_dirs: tuple[Path, ...], p
         raise RenderError([f"{payload.template}: rendering {path}: {exc}"]) from None
 
 
+def _suffix(path: str) -> str:
+    """``PurePosixPath(path).suffix``, without building the path for an ordinary name."""
+    name = path.rpartition("/")[2]
+    if name in ("", ".", ".."):  # a trailing "/" or "/.": the path's own normalisation
+        return PurePosixPath(path).suffix
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def _header(path: str) -> str:
-    suffix = PurePosixPath(path).suffix
+    suffix = _suffix(path)
     if suffix in _BLOCK_COMMENT:
         start, end = _BLOCK_COMMENT[suffix]
         return f"{start} {HEADER} {end}\n\n"

@@ -118,9 +118,10 @@ def render_manifest(paths: list[str] | tuple[str, ...]) -> bytes:
 
 def _reserved(path: str) -> bool:
     """The writer's own files: the manifest, the lock, the journal and temporaries."""
-    return path in (MANIFEST_NAME, LOCK_NAME, JOURNAL_NAME) or bool(
-        _TEMP.fullmatch(PurePosixPath(path).name)
-    )
+    if path in (MANIFEST_NAME, LOCK_NAME, JOURNAL_NAME):
+        return True
+    # A temporary's name ends in ".tmp": a path without it is not one (no need to parse it).
+    return ".tmp" in path and bool(_TEMP.fullmatch(PurePosixPath(path).name))
 
 
 def _safe(path: str) -> bool:

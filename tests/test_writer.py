@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from conftest import SMALL_CATALOG, snapshot_of
@@ -15,12 +15,16 @@ from homeops_gen.catalog.model import Catalog
 from homeops_gen.errors import OutputError, PlanError
 from homeops_gen.plan import MANIFEST_NAME, OutputFile, Text, build_plan, check_output_path
 from homeops_gen.registry import Generator, register_generator
-from homeops_gen.render import HEADER
+from homeops_gen.render import HEADER, _suffix
 from homeops_gen.report import Report
 from homeops_gen.writer import (
+    _TEMP,
+    JOURNAL_NAME,
+    LOCK_NAME,
     Action,
     Change,
     WriteMode,
+    _reserved,
     apply_changes,
     check_output,
     format_diff,
@@ -639,3 +643,30 @@ def test_the_temporaries_are_flushed_before_the_journal_names_them(
         f"replace {MANIFEST_NAME}",
     ]
     assert not (out / "gone.txt").exists()
+
+
+# --- the shortcuts of the per-file name checks ---------------------------------------------
+
+_ODD_PATHS = [
+    "README.md", "docs/index.md", "a/b.tar.gz", ".hidden", "a/.hidden", "a/b.md/", "a/.",
+    "a/..", "noext", "a.b/c", "trailing.", "a//b.yaml", "a/./b.sh", ".", "", "/", "x/.md",
+    ".homeops_gen-manifest", ".x.homeops_gen-abcd1234.tmp", "d/.x.homeops_gen-abcd1234.tmp",
+    "d/.x.homeops_gen-abcd1234.tmp/", "d/.x.homeops_gen-abcd1234.tmp/.", "a.tmp", "tmp/.tmp",
+    ".y.homeops_gen-ABCD1234.tmp", ".z.homeops_gen-abc.tmp", "e/.yaml.homeops_gen-_0a1b2c3.tmp",
+]  # fmt: skip
+
+
+def test_the_header_suffix_is_purepath_suffix() -> None:
+    paths = [*_ODD_PATHS, *build_plan(load_catalog_text(SMALL_CATALOG)).paths]
+    for path in paths:
+        assert _suffix(path) == PurePosixPath(path).suffix, path
+
+
+def test_reserved_names_are_found_without_parsing_every_path() -> None:
+    def by_the_name(path: str) -> bool:
+        own = path in (MANIFEST_NAME, LOCK_NAME, JOURNAL_NAME)
+        return own or bool(_TEMP.fullmatch(PurePosixPath(path).name))
+
+    assert sum(_reserved(path) for path in _ODD_PATHS) >= 5
+    for path in _ODD_PATHS:
+        assert _reserved(path) == by_the_name(path), path
