@@ -24,7 +24,8 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         root = Path(self.root)
         sys.path.insert(0, str(root))
         try:
-            from homeops_gen.templating import COMPILED_FOLDER, compile_templates
+            from homeops_gen.render import COMPILED_FOLDER
+            from homeops_gen.templating import compile_templates
         finally:
             sys.path.remove(str(root))
         self._scratch = tempfile.mkdtemp(prefix="homeops_gen-templates-")

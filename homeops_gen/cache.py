@@ -62,17 +62,25 @@ def _cache_file(out_dir: Path) -> Path:
     return cache_base() / f"{name}.json"
 
 
-def _files_below(root: Path) -> list[Path]:
-    """Every file below ``root``, through symlinked folders too (Jinja reads through them)."""
+def _files_below(root: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Every file below ``root``, through symlinked folders too (Jinja reads through them),
+    but for those in ``__pycache__`` and in the top-level folders ``skip``."""
     found = []
     for folder, subfolders, files in os.walk(root, followlinks=True):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        top = folder == str(root)
+        subfolders[:] = sorted(
+            d for d in subfolders if d != "__pycache__" and not (top and d in skip)
+        )
         found += [Path(folder) / name for name in files]
     return sorted(found)
 
 
-def _hash_tree(digest: Any, root: Path, suffixes: tuple[str, ...] = ()) -> None:
-    for path in _files_below(root):
+def _hash_tree(
+    digest: Any, root: Path, suffixes: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+) -> None:
+    """The name and bytes of each file below ``root`` (of ``suffixes``, if given), but for
+    the top-level folders ``skip``."""
+    for path in _files_below(root, skip):
         if suffixes and path.suffix not in suffixes:
             continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -99,7 +107,7 @@ CATALOG_LIMIT = 16 * 1024 * 1024
 
 def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
     """The SHA-256 of everything the output of a run depends on."""
-    from homeops_gen.render import packaged_templates_dir
+    from homeops_gen.render import COMPILED_FOLDER, packaged_templates_dir
 
     digest = hashlib.sha256(_FORMAT.encode() + b"\0" + sys.version.encode() + b"\0")
     with catalog.open("rb") as file:  # no more than the loader would read (/dev/zero ...)
@@ -112,7 +120,9 @@ def input_fingerprint(catalog: Path, template_dirs: Sequence[Path]) -> str:
         if folder.is_dir():
             _hash_tree(digest, folder)
     package = Path(__file__).resolve().parent
-    _hash_tree(digest, package, (".py", ".typed"))
+    # A wheel's compiled templates follow from the templates, the code and the Jinja
+    # version, all hashed here: reading them too would only slow every cached check.
+    _hash_tree(digest, package, (".py", ".typed"), (COMPILED_FOLDER,))
     _hash_tree(digest, packaged_templates_dir())
     _distributions(digest)
     return digest.hexdigest()

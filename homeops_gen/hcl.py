@@ -22,24 +22,23 @@ def hcl_template_escape(text: str) -> str:
     return text.replace("${", "$${").replace("%{", "%%{")
 
 
-#: What :func:`hcl_string` must escape: a string without any is quoted as it is.
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]|[$%]\{')
+#: What :func:`hcl_string` escapes: a template sequence's start, or one character.
+_NEEDS_ESCAPE = re.compile(r'[$%]\{|[\x00-\x1f\x7f"\\]')
+
+
+def _escaped(match: re.Match[str]) -> str:
+    found = match.group()
+    if len(found) == 2:  # "${" or "%{": doubled, as hcl_template_escape does
+        return found[0] + found
+    return _QUOTED_ESCAPES.get(found) or f"\\u{ord(found):04x}"
 
 
 def hcl_string(value: object) -> str:
     """A quoted HCL string holding exactly ``value``."""
     text = str(value)
-    if _NEEDS_ESCAPE.search(text) is None:
+    if _NEEDS_ESCAPE.search(text) is None:  # most strings: no call of _escaped to set up
         return f'"{text}"'
-    out = []
-    for char in hcl_template_escape(text):
-        if char in _QUOTED_ESCAPES:
-            out.append(_QUOTED_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
+    return '"' + _NEEDS_ESCAPE.sub(_escaped, text) + '"'
 
 
 def hcl_key(key: str) -> str:

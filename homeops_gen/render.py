@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import jinja2
 
 __all__ = [
+    "COMPILED_FOLDER",
     "HEADER",
     "packaged_templates_dir",
     "render_file",
@@ -42,6 +43,11 @@ _LINE_COMMENT = {
     ".rules": "#",
 }
 _BLOCK_COMMENT = {".md": ("<!--", "-->")}
+
+
+#: The folder beside the packaged templates that holds them compiled ahead of time (a wheel's;
+#: see :mod:`homeops_gen.templating`).
+COMPILED_FOLDER = "_compiled_templates"
 
 
 def packaged_templates_dir() -> Path:

@@ -18,7 +18,7 @@ import importlib.machinery
 import json
 import os
 import shlex
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,17 @@ import jinja2
 
 from homeops_gen import hcl
 from homeops_gen.markdown import md_text
+from homeops_gen.render import COMPILED_FOLDER
 
-__all__ = ["COMPILED_FOLDER", "CompiledLoader", "compile_templates", "environment"]
+__all__ = ["CompiledLoader", "compile_templates", "environment"]
 
-#: The folder, beside the package's templates, of the templates compiled ahead of time.
-COMPILED_FOLDER = "_compiled_templates"
 _MANIFEST = "manifest.json"
 _FORMAT = "homeops_gen-compiled-templates-1"
 
 
-def _configured(loader: jinja2.BaseLoader, bytecode_cache: jinja2.BytecodeCache | None) -> Any:
+def _configured(
+    loader: jinja2.BaseLoader, bytecode_cache: jinja2.BytecodeCache | None
+) -> jinja2.Environment:
     """An environment with every option explicit; the filters the templates use."""
     env = jinja2.Environment(
         loader=loader,
@@ -76,8 +77,7 @@ def environment(
     if compiled is not None:
         loaders.append(compiled)
     loaders.append(jinja2.FileSystemLoader(str(packaged)))
-    env: jinja2.Environment = _configured(jinja2.ChoiceLoader(loaders), bytecode_cache)
-    return env
+    return _configured(jinja2.ChoiceLoader(loaders), bytecode_cache)
 
 
 def _digest(data: bytes) -> str:
@@ -135,11 +135,6 @@ class CompiledLoader(jinja2.BaseLoader):
             return None
         return cls(compiled, packaged, templates)
 
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        raise jinja2.TemplateNotFound(template)  # the packaged file system loader has it
-
     def list_templates(self) -> list[str]:
         return sorted(self.templates)
 
@@ -150,9 +145,9 @@ class CompiledLoader(jinja2.BaseLoader):
         globals: MutableMapping[str, Any] | None = None,
     ) -> jinja2.Template:
         expected = self.templates.get(name)
-        path = self.packaged / name
         if expected is None:
             raise jinja2.TemplateNotFound(name)
+        path = self.packaged / name
         try:
             mtime = os.path.getmtime(path)
             current = _digest(path.read_bytes())

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG, CliResult
 
+from homeops_gen.cache import _files_below
+from homeops_gen.render import COMPILED_FOLDER
+
 #: Runs the CLI in a fresh interpreter and says whether the full pipeline ran (pydantic).
 PROBE = """
 import sys
@@ -222,3 +225,15 @@ def test_the_time_zone_rules_read_are_checked_too(proj: Path) -> None:
     recorded["read"] = {path: "0" * 64 for path in recorded["read"]}  # as if tzdata changed
     entry.write_text(json.dumps(recorded))
     assert run(proj, "--check", "-q")[:2] == ("full", 0)
+
+
+def test_the_package_hash_reads_no_compiled_templates(tmp_path: Path) -> None:
+    """A wheel's compiled templates follow from what is hashed (templates, code, Jinja's
+    version), so the walk leaves that top-level folder out, and only that one."""
+    for name in ("cli.py", f"{COMPILED_FOLDER}/tmpl_a.py", f"sub/{COMPILED_FOLDER}/kept.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    found = [p.relative_to(tmp_path).as_posix() for p in _files_below(tmp_path, (COMPILED_FOLDER,))]
+    assert found == ["cli.py", f"sub/{COMPILED_FOLDER}/kept.py"]
+    everything = [p.relative_to(tmp_path).as_posix() for p in _files_below(tmp_path)]
+    assert f"{COMPILED_FOLDER}/tmpl_a.py" in everything

@@ -18,7 +18,8 @@ from conftest import REPO
 from homeops_gen import render
 from homeops_gen.catalog import load_catalog
 from homeops_gen.plan import build_plan
-from homeops_gen.templating import COMPILED_FOLDER, CompiledLoader, compile_templates
+from homeops_gen.render import COMPILED_FOLDER
+from homeops_gen.templating import CompiledLoader, compile_templates
 
 
 @pytest.fixture(scope="module")
