@@ -16,24 +16,29 @@ import json
 import math
 import re
 import string
+import sys
 from typing import Any
 
 import pytest
 import yaml
-from conftest import MINIMAL_HEAD, SMALL_CATALOG
+from conftest import MINIMAL_HEAD, REPO, SMALL_CATALOG
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homeops_gen import load_catalog_text, metrics
 from homeops_gen.catalog.model import Catalog
 from homeops_gen.diagrams import mermaid_text
+from homeops_gen.generators import dashboard
 from homeops_gen.generators.alerts import drill_group_name, rule_group, rule_groups
 from homeops_gen.generators.backup_jobs import cron_jobs
-from homeops_gen.generators.dashboard import indented_json
+from homeops_gen.generators.dashboard import dashboard_texts, indented_json
 from homeops_gen.generators.volsync import yaml_safe
 from homeops_gen.metrics import Read, Source, dangling, metrics_read
 from homeops_gen.plan import check_output_path
 from homeops_gen.protection import restore_drill
+
+sys.path.insert(0, str(REPO / "bench"))
+from synthetic import synthetic_catalog
 
 SMALL = load_catalog_text(SMALL_CATALOG, "services.yaml")
 
@@ -227,6 +232,62 @@ def test_indented_json_is_json_dumps(value: Any) -> None:
 def test_indented_json_of_non_finite_floats() -> None:
     value = {"b": [math.inf, -math.inf], "a": {"x": math.nan}}
     assert indented_json(value) == json.dumps(value, indent=2, sort_keys=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+def test_an_indented_item_is_json_dumps_of_its_list(value: Any) -> None:
+    """A panel written at its own indent is what json.dumps writes inside the list."""
+    try:
+        expected = json.dumps({"panels": [value]}, indent=2, sort_keys=True)
+    except TypeError:
+        return  # int and str keys together: covered above
+    item = dashboard._indented_at(value, "\n    ")
+    assert '{\n  "panels": [\n    ' + item + "\n  ]\n}" == expected
+
+
+# --- dashboard_texts: panel by panel, as the whole dashboard encoded at once -------------
+
+
+class _Built:
+    """A built panel or row, as the builder Grafana's SDK takes."""
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+
+    def build(self) -> Any:
+        return self.resource
+
+
+def _whole_dashboard(catalog: Catalog) -> tuple[str, str]:
+    """The SDK's dashboard builder holding every panel and row, encoded once; then
+    ``json.dumps(indent=2, sort_keys=True)`` of it."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import RowPanel
+
+    builder = dashboard._shell(catalog)
+    for resource in dashboard._built_panels(catalog):
+        if isinstance(resource, RowPanel):
+            builder = builder.with_row(_Built(resource))
+        else:
+            builder = builder.with_panel(_Built(resource))
+    compact = JSONEncoder(sort_keys=True, separators=(",", ":")).encode(builder.build())
+    return compact, json.dumps(json.loads(compact), indent=2, sort_keys=True) + "\n"
+
+
+@pytest.mark.parametrize("which", ["small", "bundled", "synthetic-120"])
+def test_dashboard_texts_are_the_whole_dashboard_encoded_at_once(which: str) -> None:
+    text = {
+        "small": SMALL_CATALOG,
+        "bundled": (REPO / "services.yaml").read_text(encoding="utf-8"),
+        "synthetic-120": synthetic_catalog(120),
+    }[which]
+    catalog = load_catalog_text(text, "services.yaml")
+    compact, indented = dashboard_texts(catalog)
+    whole_compact, whole_indented = _whole_dashboard(catalog)
+    assert compact == whole_compact
+    assert indented == whole_indented
+    assert len(json.loads(compact)["panels"]) > 3
 
 
 # --- mermaid_text: plain text passes through as the escaper would write it ----------------

@@ -37,6 +37,7 @@ __all__ = [
     "Panel",
     "compact_dashboard_json",
     "dashboard_json",
+    "dashboard_texts",
     "indented_json",
     "panels",
 ]
@@ -219,15 +220,66 @@ def dashboard_json(catalog: Catalog) -> dict[str, Any]:
 
 def compact_dashboard_json(catalog: Catalog) -> str:
     """:func:`dashboard_json` as compact JSON text, its keys sorted (what the ConfigMap
-    holds), encoded once from the builder's objects."""
-    from grafana_foundation_sdk.builders import dashboard, stat, timeseries
+    holds)."""
+    return dashboard_texts(catalog)[0]
+
+
+def dashboard_texts(catalog: Catalog) -> tuple[str, str]:
+    """The dashboard as compact JSON, its keys sorted (what the ConfigMap holds), and as
+    ``json.dumps(indent=2, sort_keys=True)`` text and a line break (the file).
+
+    Each panel is encoded as soon as it is built and its objects dropped, so a catalog of
+    thousands of services never holds the builder objects of every panel at once: the
+    panels' texts are put in place of the empty list of a dashboard encoded without them.
+    JSON is written the same value by value, so the result is the text of the whole
+    dashboard encoded at once.
+    """
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
-    from grafana_foundation_sdk.models.common import BigValueColorMode, BigValueGraphMode
+
+    encoder = JSONEncoder(sort_keys=True, separators=(",", ":"))
+    document: dict[str, Any] = json.loads(encoder.encode(_shell(catalog).build()))
+    document["panels"] = []
+    compact: list[str] = []
+    indented: list[str] = []
+    for panel in _built_panels(catalog):
+        text = encoder.encode(panel)
+        compact += (",", text)
+        indented += (",", _PANEL_INDENT, _indented_at(json.loads(text), _PANEL_INDENT))
+    compact[0:1], indented[0:1] = ["["], ["["]  # each list held one panel at least
+    compact.append("]")
+    indented.append("\n  ]")
+    return (  # what json.dumps gives for a document with these panels
+        _in_place(encoder.encode(document), '"panels":[]', compact),
+        _in_place(indented_json(document), '"panels": []', indented, "\n"),
+    )
+
+
+#: A line break and the indent of a panel in the indented dashboard (``panels`` is a key
+#: of the top-level object).
+_PANEL_INDENT = "\n    "
+
+
+def _in_place(text: str, empty: str, items: list[str], end: str = "") -> str:
+    """``text`` with its one ``"panels"`` member ``empty`` given the list ``items`` joined
+    (joined once, with the rest: the texts of thousands of panels are not copied twice).
+
+    Inside a JSON string a quote is escaped, so ``empty`` (a key's quotes, its colon and
+    ``[]``) can only be the member itself."""
+    if text.count(empty) != 1:
+        raise AssertionError(f"the dashboard holds {text.count(empty)} members {empty!r}")
+    before, after = text.split(empty)
+    items[0:0] = (before, empty[:-2])
+    items += (after, end)
+    return "".join(items)
+
+
+def _shell(catalog: Catalog) -> Any:
+    """The dashboard's builder, without its panels."""
+    from grafana_foundation_sdk.builders import dashboard
 
     from homeops_gen.render import HEADER
 
-    found = panels(catalog)
-    builder = (
+    return (
         dashboard.Dashboard("Backups (homeops_gen)")
         .uid(DASHBOARD_UID)
         .description(f"{HEADER} Every backup of the catalog against the thresholds its alerts use.")
@@ -240,9 +292,17 @@ def compact_dashboard_json(catalog: Catalog) -> str:
             dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
         )
     )
+
+
+def _built_panels(catalog: Catalog) -> Iterator[Any]:
+    """The dashboard's panels and rows, built, in order, each at its place on the grid."""
+    from grafana_foundation_sdk.builders import dashboard, stat, timeseries
+    from grafana_foundation_sdk.models.common import BigValueColorMode, BigValueGraphMode
+
+    found = panels(catalog)
     summary, total = within_rpo(found)
     datasource = _datasource()
-    builder = builder.with_panel(
+    yield (
         stat.Panel()
         .title("Services within RPO")
         .description(
@@ -260,19 +320,20 @@ def compact_dashboard_json(catalog: Catalog) -> str:
         .graph_mode(BigValueGraphMode.NONE)
         .reduce_options(_last())
         .grid_pos(_grid(0, 0, 6))
+        .build()
     )
     y = _HEIGHT
     for row, _ in ROWS:
         members = [p for p in found if p.row == row]
         if not members:
             continue
-        builder = builder.with_row(dashboard.Row(row).grid_pos(_grid(0, y, 24, 1)))
+        yield dashboard.Row(row).grid_pos(_grid(0, y, 24, 1)).build()
         y += 1
         for index, panel in enumerate(members):
             x = (index * _WIDTH) % 24
             if index and x == 0:
                 y += _HEIGHT
-            builder = builder.with_panel(
+            yield (
                 stat.Panel()
                 .title(panel.title)
                 .description(panel.description)
@@ -285,10 +346,11 @@ def compact_dashboard_json(catalog: Catalog) -> str:
                 .reduce_options(_last())
                 .no_value("no data")
                 .grid_pos(_grid(x, y))
+                .build()
             )
         y += _HEIGHT
         if row == "Application backups":
-            builder = builder.with_panel(
+            yield (
                 timeseries.Panel()
                 .title("Backup size")
                 .description("The size of each service's last backup, as its job pushed it.")
@@ -296,9 +358,9 @@ def compact_dashboard_json(catalog: Catalog) -> str:
                 .with_target(_size_target())
                 .unit("bytes")
                 .grid_pos(_grid(0, y, 24, 8))
+                .build()
             )
             y += 8
-    return JSONEncoder(sort_keys=True, separators=(",", ":")).encode(builder.build())
 
 
 def _size_target() -> Any:
@@ -335,11 +397,17 @@ def indented_json(document: Any) -> str:
     writes the plain JSON values :func:`json.loads` gives (string keys, finite floats) about
     three times as fast, and hands anything else to :func:`json.dumps` itself.
     """
+    return _indented_at(document, "\n")
+
+
+def _indented_at(document: Any, newline: str) -> str:
+    """:func:`indented_json` of a value written after ``newline`` (a line break and the
+    indent of the value's own line), as the value of a member or item of an outer one."""
     parts: list[str] = []
     try:
-        _write_json(document, parts, "\n")
+        _write_json(document, parts, newline)
     except _NotPlainJson:
-        return json.dumps(document, indent=2, sort_keys=True)
+        return newline.join(json.dumps(document, indent=2, sort_keys=True).split("\n"))
     return "".join(parts)
 
 
@@ -391,8 +459,7 @@ _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 def generate_dashboard(catalog: Catalog) -> Iterator[OutputFile]:
     if not any(s.methods for s in catalog.services):
         return
-    compact = compact_dashboard_json(catalog)
-    text = indented_json(json.loads(compact)) + "\n"
+    compact, text = dashboard_texts(catalog)
     yield OutputFile(DASHBOARD, Text(text))
     config_map = {
         "apiVersion": "v1",
