@@ -414,11 +414,13 @@ _key_cache: dict[str, str] = {}
 
 
 def _new_value(text: str) -> str:
-    """The one-line form of a value, cached; ``""`` for a ``|`` block."""
+    """The one-line form of a value, cached unless it is longer than a line can be (a
+    dashboard's JSON is megabytes, and written once); ``""`` for a ``|`` block."""
     line = "" if "\n" in text else _scalar(text, key=False)
-    if len(_value_cache) >= _CACHE_LIMIT:
-        _value_cache.clear()
-    _value_cache[text] = line
+    if len(text) <= _FOLD_SAFE:
+        if len(_value_cache) >= _CACHE_LIMIT:
+            _value_cache.clear()
+        _value_cache[text] = line
     return line
 
 

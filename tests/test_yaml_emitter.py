@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, SMALL_CATALOG
 from test_cnpg import LEGACY
 
-from homeops_gen import build_plan, load_catalog, load_catalog_text
+from homeops_gen import build_plan, load_catalog, load_catalog_text, yaml_emitter
 from homeops_gen.plan import YamlDocuments
 from homeops_gen.render import ruamel_yaml, to_yaml
 from homeops_gen.yaml_emitter import Unsupported, emit_documents
@@ -165,6 +165,15 @@ def test_long_keys(length: int) -> None:
     key = "example.com/" + "a" * (length - 12)
     agree_or_decline({key: "v"})
     agree_or_decline({"labels": {key: "v"}})
+
+
+def test_a_value_too_long_for_a_line_is_written_but_not_remembered() -> None:
+    """The scalar cache keeps strings that come back; a megabyte of dashboard JSON, written
+    once, is not kept (with its escaped line) for the rest of the run."""
+    short, long = 'short "value" 1', 'x"y ' * 2_000
+    assert agree_or_decline({"data": {"a.json": long, "b": short}})
+    assert short in yaml_emitter._value_cache
+    assert long not in yaml_emitter._value_cache
 
 
 def test_random_strings_agree_with_ruamel() -> None:
