@@ -16,6 +16,7 @@ a catalog whose alerts would read a metric nothing produces (it would fire
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ __all__ = [
     "STACK_EXPORTERS",
     "Read",
     "Source",
-    "catalog_reads",
+    "catalog_metrics",
     "dangling",
     "external_metrics",
     "metrics_read",
@@ -244,31 +245,46 @@ def _literal(quoted_value: str) -> str:
     return value
 
 
-#: The reads of the expressions of the catalog last asked about: the alerts generator's
-#: check and ``docs/metrics.md`` read the same alerts, in one run, for one catalog.
-_LAST_READS: tuple[Catalog, dict[str, tuple[Read, ...]]] | None = None
+#: The names of the metrics each expression of the catalog last asked about reads: the
+#: alerts generator's check and ``docs/metrics.md`` read the same alerts, in one run, for
+#: one catalog. Only the names are kept: the reads' labels (a 10,000-service catalog's
+#: alerts select about 600,000) serve the check once.
+_LAST_METRICS: tuple[Catalog, dict[str, tuple[str, ...]]] | None = None
 
 
-def catalog_reads(catalog: Catalog, expr: str) -> tuple[Read, ...]:
-    """:func:`metrics_read` of ``expr``, an expression of ``catalog``'s alerts (remembered
-    for the catalog last asked about)."""
-    global _LAST_READS
-    if _LAST_READS is None or _LAST_READS[0] is not catalog:
-        _LAST_READS = (catalog, {})
-    known = _LAST_READS[1]
-    reads = known.get(expr)
-    if reads is None:
-        reads = known[expr] = tuple(metrics_read(expr))
-    return reads
+def _known_metrics(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    global _LAST_METRICS
+    if _LAST_METRICS is None or _LAST_METRICS[0] is not catalog:
+        _LAST_METRICS = (catalog, {})
+    return _LAST_METRICS[1]
+
+
+def _names(reads: Iterable[Read]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(sys.intern(read.metric) for read in reads))
+
+
+def catalog_metrics(catalog: Catalog, expr: str) -> tuple[str, ...]:
+    """The names of the metrics ``expr``, an expression of ``catalog``'s alerts, reads (by
+    :func:`metrics_read`, each once, in order; remembered for the catalog last asked
+    about)."""
+    known = _known_metrics(catalog)
+    names = known.get(expr)
+    if names is None:
+        names = known[expr] = _names(metrics_read(expr))
+    return names
 
 
 def dangling(catalog: Catalog, exprs: Iterable[tuple[str, str]]) -> list[str]:
     """For ``(alert, expr)`` pairs, one line per metric read that no source produces for
     the labels the alert selects."""
     produced = _Produced(sources(catalog))
+    known = _known_metrics(catalog)
     problems = []
     for alert, expr in exprs:
-        for read in catalog_reads(catalog, expr):
+        reads = metrics_read(expr)
+        if expr not in known:
+            known[expr] = _names(reads)
+        for read in reads:
             if not produced.covers(read):
                 labels = ",".join(f"{k}={v!r}" for k, v in read.labels)
                 problems.append(

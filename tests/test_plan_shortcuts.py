@@ -33,7 +33,7 @@ from homeops_gen.generators.alerts import drill_group_name, rule_group, rule_gro
 from homeops_gen.generators.backup_jobs import cron_jobs
 from homeops_gen.generators.dashboard import dashboard_texts, indented_json
 from homeops_gen.generators.volsync import yaml_safe
-from homeops_gen.metrics import Read, Source, dangling, metrics_read
+from homeops_gen.metrics import Read, Source, catalog_metrics, dangling, metrics_read
 from homeops_gen.plan import check_output_path
 from homeops_gen.protection import restore_drill
 
@@ -359,3 +359,23 @@ def test_remembered_results_follow_the_catalog() -> None:
         expected = next(g for g in rule_groups(catalog) if g.name == group.name)
         assert group == expected
     assert rule_group(first, "no-such-group") is None
+
+
+def test_remembered_metric_names_are_what_each_expression_reads() -> None:
+    """The names the alerts' check remembers (and docs/metrics.md reads) are those of the
+    expression's reads, each once, in order: asked before the check, after it, and for a
+    second catalog whose alert reads other series."""
+    first, second = _drilled("6h", "0 4 * * 0"), load_catalog_text(SMALL_CATALOG, "s")
+    for catalog in (first, second):
+        exprs = [(a.name, a.expr) for group in rule_groups(catalog) for a in group.alerts]
+        early = {expr: catalog_metrics(catalog, expr) for _, expr in exprs[::2]}
+        dangling(catalog, exprs)
+        for _, expr in exprs:
+            reads = _long_read(expr)
+            assert not isinstance(reads, str), expr
+            names = list(dict.fromkeys(metric for metric, _ in reads))
+            assert list(catalog_metrics(catalog, expr)) == names, expr
+            assert early.get(expr, catalog_metrics(catalog, expr)) == tuple(names)
+    assert any(
+        len(catalog_metrics(second, a.expr)) > 1 for g in rule_groups(second) for a in g.alerts
+    )

@@ -220,13 +220,13 @@ def generate_metric_doc(catalog: Catalog) -> Iterator[OutputFile]:
     """Every metric the alerts read or the generated programs push, where it comes from and
     which alerts read it (the join the alerts generator checks)."""
     from homeops_gen.generators.alerts import rule_groups
-    from homeops_gen.metrics import catalog_reads, sources
+    from homeops_gen.metrics import catalog_metrics, sources
 
     readers: dict[str, set[str]] = {}
     for group in rule_groups(catalog):
         for alert in group.alerts:
-            for read in catalog_reads(catalog, alert.expr):
-                readers.setdefault(read.metric, set()).add(alert.name)
+            for metric in catalog_metrics(catalog, alert.expr):
+                readers.setdefault(metric, set()).add(alert.name)
     # Per-service producers collapse into one row: <service> in the path, the services listed.
     rows: dict[tuple[str, str, str], list[str]] = {}
     for source in sources(catalog):
