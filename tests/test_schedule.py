@@ -497,3 +497,66 @@ def test_the_calendar_shortcut_gives_the_walks_own_gaps(
     walked = [module.timing(schedule) for module, schedule in cases]
     assert quick == walked
     assert any(t.gap.start is not None for t in walked)  # gaps that transitions make
+
+
+#: Schedules on chosen days of the month (alone, or with weekdays), where transitions
+#: that agree on the days the schedule runs around them are walked once.
+LIKENESS_CRONS = [
+    "24 1 1 * *",
+    "0 0 1 * *",
+    "30 2 1-7 * *",
+    "0 12 15 * 1",
+    "59 23 28-31 * *",
+    "0 2 29 * *",
+    "30 1 31 * *",
+    "0 3 1,15 * *",
+    "15 0 */2 * *",
+    "5 2 13 * 5",
+    "0 1 1-7 * 0",
+    "17 3 * * 0",
+    "40 0 * * *",
+]
+LIKENESS_ZONES = [
+    *SHORTCUT_ZONES,
+    "America/Havana",
+    "Asia/Gaza",
+    "Europe/Dublin",
+    "America/St_Johns",
+]
+
+
+@pytest.mark.parametrize("zone", LIKENESS_ZONES)
+def test_transitions_that_walk_alike_give_the_gaps_of_walking_each(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of the lone transitions that agree on their wall time, offsets and the days the
+    schedule runs around them, one is walked: every gap and the instant it starts must be
+    those of walking around each transition, and the shortcut must walk fewer."""
+    from homeops_gen.schedules import cronjob, gaps, host, kopiur, volsync
+
+    cases = [
+        (module, Schedule(cron, zone=zone, runtime=runtime, controller_zone=zone))
+        for cron in LIKENESS_CRONS
+        for module, runtime in [
+            (cronjob, "cronjob"),
+            (host, "cron"),
+            (host, "systemd"),
+            (kopiur, "kopiur"),
+            (volsync, "volsync"),
+        ]
+    ]
+    walks = []
+    runs = gaps.runs
+
+    def counted(*args: object) -> object:
+        walks.append(1)
+        return runs(*args)
+
+    monkeypatch.setattr(gaps, "runs", counted)
+    alike = [module.timing(schedule) for module, schedule in cases]
+    shortcut, walks[:] = len(walks), []
+    monkeypatch.setattr(gaps, "_likeness", lambda spec, guard, reach: None)
+    each = [module.timing(schedule) for module, schedule in cases]
+    assert alike == each
+    assert any(t.gap.start is not None for t in each)  # gaps that transitions make
+    assert shortcut < len(walks)

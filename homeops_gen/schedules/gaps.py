@@ -298,25 +298,39 @@ def _windows(zone: Zone, reach: int) -> list[_Window]:
     return merged
 
 
-def _likeness(spec: Spec, guard: int | None) -> Callable[[Transition], Hashable] | None:
+def _likeness(spec: Spec, guard: int | None, reach: int) -> Callable[[Transition], Hashable] | None:
     """What makes two lone transitions walk alike for this schedule, or None (no shortcut).
 
-    A schedule that runs on every day of every month sees only the transition's wall time
-    and offsets (the walk never moves by days); one that runs on chosen weekdays of every
-    month also sees its weekday (a day-of-month roll-over is a no-op when every month
-    matches). Transitions that agree on these give the same runs, a whole number of days
-    apart, so the largest gap around one is the largest gap around each.
+    A schedule that runs in every month sees only the transition's wall time and offsets,
+    and which days around it the schedule runs on (a month's roll-over is a no-op when
+    every month matches): every day, for one that runs daily; the transition's weekday, for
+    one that runs on chosen weekdays; else the days it runs on, as offsets from the
+    transition's own day, over the ``reach`` either side and a calendar gap beyond.
+    Transitions that agree on these give the same runs, a whole number of days apart, so
+    the largest gap around one is the largest gap around each.
     """
-    if guard is not None or not spec.dom_star or len(spec.months) != 12:
+    if guard is not None or len(spec.months) != 12:
         return None
 
     def wall_alike(transition: Transition) -> tuple[int, ...]:
         wall = transition.instant + transition.before
         return (wall % 86400, transition.before, transition.after)
 
-    if spec.dow_star:
+    if spec.dom_star and spec.dow_star:
         return wall_alike
-    return lambda t: (*wall_alike(t), civil(t.instant + t.before)[6])
+    if spec.dom_star:
+        return lambda t: (*wall_alike(t), civil(t.instant + t.before)[6])
+    no_times = frozenset[int]()
+    days = _run_days(dataclasses.replace(spec, seconds=no_times, minutes=no_times, hours=no_times))
+    margin = 2 * reach // 86400 + 3  # days: the reach, then up to a calendar gap (< reach)
+
+    def days_alike(transition: Transition) -> tuple[int, ...]:
+        day = (transition.instant + transition.before) // 86400
+        low = bisect.bisect_left(days, day - margin)
+        high = bisect.bisect_right(days, day + margin)
+        return (*wall_alike(transition), *(d - day for d in days[low:high]))
+
+    return days_alike
 
 
 def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None = None) -> Gap:
@@ -330,7 +344,7 @@ def largest_gap(spec: Spec, zone: Zone, next_run: NextRun, *, guard: int | None 
     best = Gap(calendar, None)
     shift = max((abs(t.shift) for t in zone.in_range()), default=0)
     reach = int(calendar.total_seconds()) + shift + _PAD
-    likeness = _likeness(spec, guard)
+    likeness = _likeness(spec, guard, reach)
     walked: set[Hashable] = set()
     quick = _wall_step(spec, zone)
 
