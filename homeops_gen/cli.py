@@ -499,6 +499,7 @@ def _digested(
     for path, data in rendered:
         digests[path] = digest(data)
         yield path, data
+        del data  # not held while the next file is made
 
 
 def _print_diffs(report: Report, out_display: str, annotate: bool) -> None:

@@ -124,6 +124,7 @@ def iter_plan(catalog: Catalog, generators: Sequence[Any] | None = None) -> Iter
             else:
                 claimed[output.path] = output.generator
                 yield output
+            del output  # not held while the next file is made (a dashboard is megabytes)
     if problems:
         raise PlanError(problems)
 
@@ -134,3 +135,4 @@ def _run(name: str, outputs: Iterable[OutputFile]) -> Iterable[OutputFile]:
             yield OutputFile(output.path, output.payload, name, output.subject)
         else:
             yield dataclasses.replace(output, generator=name)
+        del output

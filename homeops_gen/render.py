@@ -69,7 +69,10 @@ def render_stream(
     """``(path, bytes)`` of each file of ``files`` as it comes (see :func:`render_plan`)."""
     dirs = tuple(Path(d).resolve() for d in template_dirs)
     for output in files:
-        yield output.path, render_file(output, dirs)
+        path, data = output.path, render_file(output, dirs)
+        del output  # neither is held while the next file is made
+        yield path, data
+        del data
 
 
 def render_file(output: OutputFile, template_dirs: tuple[Path, ...] = ()) -> bytes:

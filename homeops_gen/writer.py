@@ -258,6 +258,7 @@ def plan_changes(rendered: Rendered, out_dir: Path, *, keep: bool = True) -> lis
             reserved.append(path)
         elif not reserved:
             changes.append(_compare(out_dir, path, new, owned, folders, keep))
+        del new  # not held while the next file is made, unless its change keeps it
     if reserved:
         raise OutputError(
             [

@@ -153,3 +153,42 @@ def test_a_stream_is_read_once(tmp_path: Path) -> None:
     write_output(counted(), out)
     assert sorted(taken) == sorted(WANTED)
     assert os.path.isfile(out / MANIFEST_NAME)
+
+
+# --- a streamed file is let go before the next one is made ---------------------------------
+
+
+def test_no_stage_holds_a_file_while_the_next_is_made(tmp_path: Path) -> None:
+    """Along the CLI's chain (plan, render, the cache's digests, the comparison) a file's
+    text and bytes are let go once compared: while the next file is made, the memory
+    traced since the chain started holds neither the 20 MB file nor its bytes."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from conftest import SMALL_CATALOG
+
+    from homeops_gen import load_catalog_text
+    from homeops_gen.cli import _digested
+    from homeops_gen.plan import OutputFile, Text, iter_plan
+    from homeops_gen.render import render_stream
+
+    size = 20 << 20
+    held: list[int] = []
+
+    def files(catalog: object) -> Iterator[OutputFile]:
+        yield OutputFile("big.txt", Text("x" * size))
+        held.append(tracemalloc.get_traced_memory()[0])
+        yield OutputFile("small.txt", Text("y\n"))
+
+    catalog = load_catalog_text(SMALL_CATALOG, "services.yaml")
+    generators = [SimpleNamespace(name="big", function=files)]
+    out = tmp_path / "out"
+    write_output(render_stream(iter_plan(catalog, generators)), out)  # identical next time
+    tracemalloc.start()
+    try:
+        report = check_output(_digested(render_stream(iter_plan(catalog, generators)), {}), out)
+    finally:
+        tracemalloc.stop()
+    assert report.exit_code == 0
+    assert len(held) == 2
+    assert held[1] < size // 4, f"{held[1] >> 20} MiB held while the next file was made"

@@ -459,8 +459,9 @@ _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 def generate_dashboard(catalog: Catalog) -> Iterator[OutputFile]:
     if not any(s.methods for s in catalog.services):
         return
-    compact, text = dashboard_texts(catalog)
-    yield OutputFile(DASHBOARD, Text(text))
+    texts = list(dashboard_texts(catalog))
+    yield OutputFile(DASHBOARD, Text(texts.pop()))  # not held while the ConfigMap is made
+    (compact,) = texts
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
