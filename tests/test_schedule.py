@@ -21,6 +21,7 @@ from homeops_gen.schedule import (
     parse_cron,
     stagger_seed,
 )
+from homeops_gen.schedules.robfig import Spec
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -502,19 +503,24 @@ def test_the_calendar_shortcut_gives_the_walks_own_gaps(
 #: Schedules on chosen days of the month (alone, or with weekdays), where transitions
 #: that agree on the days the schedule runs around them are walked once.
 LIKENESS_CRONS = [
-    "24 1 1 * *",
-    "0 0 1 * *",
-    "30 2 1-7 * *",
-    "0 12 15 * 1",
-    "59 23 28-31 * *",
-    "0 2 29 * *",
-    "30 1 31 * *",
-    "0 3 1,15 * *",
-    "15 0 */2 * *",
-    "5 2 13 * 5",
-    "0 1 1-7 * 0",
-    "17 3 * * 0",
-    "40 0 * * *",
+    ("24 1 1 * *", None),
+    ("0 0 1 * *", None),
+    ("30 2 1-7 * *", None),
+    ("30 2 1-7 * *", 0),
+    ("0 1 1-7 * *", 6),
+    ("0 12 15 * 1", None),
+    ("59 23 28-31 * *", None),
+    ("0 2 29 * *", None),
+    ("30 1 31 * *", None),
+    ("0 3 1,15 * *", None),
+    ("15 0 */2 * *", None),
+    ("5 2 13 * 5", None),
+    ("0 1 1-7 * 0", None),
+    ("17 3 * * 0", None),
+    ("40 0 * * *", None),
+    ("30 1 * * *", 0),
+    ("45 0 * * 1-5", 3),
+    ("0 0 * * 0", 0),
 ]
 LIKENESS_ZONES = [
     *SHORTCUT_ZONES,
@@ -530,13 +536,14 @@ def test_transitions_that_walk_alike_give_the_gaps_of_walking_each(
     zone: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Of the lone transitions that agree on their wall time, offsets and the days the
-    schedule runs around them, one is walked: every gap and the instant it starts must be
-    those of walking around each transition, and the shortcut must walk fewer."""
+    schedule runs around them (and their weekday, for a first-weekday guard), one is
+    walked: every gap and the instant it starts must be those of walking around each
+    transition, and the shortcut must walk fewer."""
     from homeops_gen.schedules import cronjob, gaps, host, kopiur, volsync
 
     cases = [
-        (module, Schedule(cron, zone=zone, runtime=runtime, controller_zone=zone))
-        for cron in LIKENESS_CRONS
+        (module, Schedule(cron, guard, zone=zone, runtime=runtime, controller_zone=zone))
+        for cron, guard in LIKENESS_CRONS
         for module, runtime in [
             (cronjob, "cronjob"),
             (host, "cron"),
@@ -544,6 +551,7 @@ def test_transitions_that_walk_alike_give_the_gaps_of_walking_each(
             (kopiur, "kopiur"),
             (volsync, "volsync"),
         ]
+        if guard is None or runtime in ("cronjob", "cron")
     ]
     walks = []
     runs = gaps.runs
@@ -560,3 +568,50 @@ def test_transitions_that_walk_alike_give_the_gaps_of_walking_each(
     assert alike == each
     assert any(t.gap.start is not None for t in each)  # gaps that transitions make
     assert shortcut < len(walks)
+
+
+# --- the days a schedule runs on, by arithmetic: as a day-by-day scan finds them ------------
+
+DAY_FIELDS = [
+    f"0 0 {dom} {month} {dow}"
+    for dom in ("*", "1", "1-7", "*/2", "15,31", "29", "30", "8-14")
+    for month in ("*", "2", "1,7", "*/3", "12")
+    for dow in ("*", "0", "1-5", "6", "*/2", "3")
+]
+
+
+def _scanned(spec: Spec, first: dt.date, count: int, guard: int | None) -> list[int]:
+    """Day by day: the month, the first-weekday guard, then both day fields (both
+    restricted: either one; else both)."""
+    found = []
+    for offset in range(count):
+        day = first + dt.timedelta(days=offset)
+        weekday = (day.weekday() + 1) % 7
+        if day.month not in spec.months:
+            continue
+        if guard is not None and (weekday != guard or day.day > 7):
+            continue
+        in_dom, in_dow = day.day in spec.dom, weekday in spec.dow
+        if (in_dom and in_dow) if spec.dom_star or spec.dow_star else (in_dom or in_dow):
+            found.append(offset)
+    return found
+
+
+@pytest.mark.parametrize("cron", DAY_FIELDS)
+def test_run_days_are_those_a_day_by_day_scan_finds(cron: str) -> None:
+    from homeops_gen.schedules import gaps, spec_of
+    from homeops_gen.schedules.zones import TABLE
+
+    spec = spec_of(cron)
+    first = dt.date(1970, 1, 1) + dt.timedelta(days=TABLE[0] // 86400)
+    count = TABLE[1] // 86400 - TABLE[0] // 86400
+    expected = [TABLE[0] // 86400 + offset for offset in _scanned(spec, first, count, None)]
+    assert list(gaps._run_days(spec)) == expected
+    for guard in (None, 0, 3):
+        days = _scanned(spec, dt.date(2025, 1, 1), 28 * 365 + 7, guard)
+        if len(days) < 2:
+            with pytest.raises(ValueError, match="never runs"):
+                gaps._day_gaps(spec, guard)
+            continue
+        spans = [b - a for a, b in itertools.pairwise(days)]
+        assert gaps._day_gaps(spec, guard) == (max(spans), min(spans)), guard

@@ -19,7 +19,7 @@ import bisect
 import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -99,16 +99,57 @@ class Gap:
     start: int | None
 
 
-def _day_matches(spec: Spec, day: dt.date, guard: int | None) -> bool:
-    if day.month not in spec.months:
-        return False
-    weekday = (day.weekday() + 1) % 7  # Python: Monday=0; cron: Sunday=0
-    if guard is not None and (weekday != guard or day.day > 7):
-        return False
-    in_dom, in_dow = day.day in spec.dom, weekday in spec.dow
-    if spec.dom_star or spec.dow_star:
-        return in_dom and in_dow
-    return in_dom or in_dow
+@lru_cache(maxsize=4)
+def _months(first: dt.date, end: int) -> tuple[tuple[int, int, int, int], ...]:
+    """``(month, day of its 1st, its length, the weekday of its 1st)`` of each month from
+    ``first``'s to the one holding day ``end - 1`` (days numbered from 1970-01-01, weekdays
+    from Sunday = 0)."""
+    found = []
+    start = dt.date(first.year, first.month, 1)
+    while (base := (start - _EPOCH).days) < end:
+        following = (start + dt.timedelta(days=31)).replace(day=1)
+        weekday = (start.weekday() + 1) % 7  # Python: Monday = 0
+        found.append((start.month, base, (following - start).days, weekday))
+        start = following
+    return tuple(found)
+
+
+def _calendar_days(
+    days_of: Spec, first: dt.date, count: int, guard: int | None = None
+) -> Iterator[int]:
+    """The days (numbered from 1970-01-01) a schedule with these day fields runs on, in
+    ``count`` days from the 1st of ``first``'s month; with a first-weekday ``guard``, only
+    those of days 1-7 on that weekday (0 = Sunday). A month's days follow by arithmetic
+    from the weekday of its 1st, by the day-of-month/day-of-week rule of
+    :attr:`Spec.dom_star` (both restricted: either one; else both)."""
+    end = (first - _EPOCH).days + count
+    dom = sorted(days_of.dom)
+    for month, base, length, weekday in _months(first, end):
+        if month not in days_of.months:
+            continue
+        in_dow = (
+            range(1, length + 1)
+            if len(days_of.dow) == 7
+            else sorted(
+                day
+                for wanted in days_of.dow
+                for day in range((wanted - weekday) % 7 + 1, length + 1, 7)
+            )
+        )
+        if days_of.dow_star:  # both fields, the day of the month first (most are one day)
+            dow = days_of.dow
+            days: Iterable[int] = (
+                day for day in dom if day <= length and (weekday + day - 1) % 7 in dow
+            )
+        elif days_of.dom_star:
+            days = (day for day in in_dow if day in days_of.dom)
+        else:
+            days = sorted({day for day in dom if day <= length}.union(in_dow))
+        if guard is not None:
+            days = [day for day in days if day <= 7 and (weekday + day - 1) % 7 == guard]
+        for day in days:
+            if base + day - 1 < end:
+                yield base + day - 1
 
 
 @lru_cache(maxsize=4096)
@@ -145,11 +186,8 @@ def _day_gaps(days_of: Spec, guard: int | None) -> tuple[int, int]:
         # Without a weekday condition the calendar repeats every 4 years (leap days); scan
         # two cycles so that the gap across the cycle boundary is seen too.
         days = 2 * _LEAP_CYCLE_DAYS if weekday_free else _CYCLE_DAYS
-        matching = [
-            offset
-            for offset in range(days)
-            if _day_matches(days_of, _CYCLE_START + dt.timedelta(days=offset), guard)
-        ]
+        cycle = (_CYCLE_START - _EPOCH).days
+        matching = [day - cycle for day in _calendar_days(days_of, _CYCLE_START, days, guard)]
         if len(matching) < 2:
             raise ValueError("the schedule never runs (or runs less than once in 28 years)")
         day_gaps = [b - a for a, b in itertools.pairwise(matching)]
@@ -175,21 +213,9 @@ def runs(next_run: NextRun, start: int, end: int) -> Iterator[int]:
 def _run_days(days_of: Spec) -> tuple[int, ...]:
     """The days (numbered from 1970-01-01) a schedule with these day fields runs on, over
     the zones' tables, by the day-of-month/day-of-week rule of :attr:`Spec.dom_star`."""
-    found: list[int] = []
-    either = not (days_of.dom_star or days_of.dow_star)
-    first, last = _EPOCH + dt.timedelta(days=TABLE[0] // 86400), TABLE[1] // 86400
-    for year in range(first.year, first.year + (last - TABLE[0] // 86400) // 365 + 2):
-        for month in sorted(days_of.months):
-            start = dt.date(year, month, 1)
-            base = (start - _EPOCH).days
-            weekday = (start.weekday() + 1) % 7  # cron: Sunday = 0
-            length = ((start + dt.timedelta(days=31)).replace(day=1) - start).days
-            for day in range(1, length + 1):
-                in_dom = day in days_of.dom
-                in_dow = (weekday + day - 1) % 7 in days_of.dow
-                if (in_dom or in_dow) if either else (in_dom and in_dow):
-                    found.append(base + day - 1)
-    return tuple(d for d in found if TABLE[0] // 86400 <= d < last)
+    first, last = TABLE[0] // 86400, TABLE[1] // 86400
+    found = _calendar_days(days_of, _EPOCH + dt.timedelta(days=first), last - first)
+    return tuple(day for day in found if day >= first)
 
 
 def _next_wall(days: tuple[int, ...], times: tuple[int, ...], wall: int) -> int | None:
@@ -305,21 +331,23 @@ def _likeness(spec: Spec, guard: int | None, reach: int) -> Callable[[Transition
     and which days around it the schedule runs on (a month's roll-over is a no-op when
     every month matches): every day, for one that runs daily; the transition's weekday, for
     one that runs on chosen weekdays; else the days it runs on, as offsets from the
-    transition's own day, over the ``reach`` either side and a calendar gap beyond.
+    transition's own day, over the ``reach`` either side and a calendar gap beyond. A
+    first-weekday guard keeps the runs on one local weekday: then the transition's weekday
+    too, so that every day around two alike transitions falls on the same weekday.
     Transitions that agree on these give the same runs, a whole number of days apart, so
     the largest gap around one is the largest gap around each.
     """
-    if guard is not None or len(spec.months) != 12:
+    if len(spec.months) != 12:
         return None
+    weekday = guard is not None or not spec.dow_star
 
     def wall_alike(transition: Transition) -> tuple[int, ...]:
         wall = transition.instant + transition.before
-        return (wall % 86400, transition.before, transition.after)
+        key = (wall % 86400, transition.before, transition.after)
+        return (*key, civil(wall)[6]) if weekday else key
 
-    if spec.dom_star and spec.dow_star:
-        return wall_alike
     if spec.dom_star:
-        return lambda t: (*wall_alike(t), civil(t.instant + t.before)[6])
+        return wall_alike
     no_times = frozenset[int]()
     days = _run_days(dataclasses.replace(spec, seconds=no_times, minutes=no_times, hours=no_times))
     margin = 2 * reach // 86400 + 3  # days: the reach, then up to a calendar gap (< reach)
