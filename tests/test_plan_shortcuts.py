@@ -275,6 +275,12 @@ def _whole_dashboard(catalog: Catalog) -> tuple[str, str]:
     return compact, json.dumps(json.loads(compact), indent=2, sort_keys=True) + "\n"
 
 
+def _first_difference(ours: str, whole: str) -> str:
+    pairs = enumerate(zip(ours, whole, strict=False))  # the shorter may be a prefix
+    at = next((i for i, (a, b) in pairs if a != b), min(len(ours), len(whole)))
+    return f"differ at {at}: {ours[at - 40 : at + 40]!r} vs {whole[at - 40 : at + 40]!r}"
+
+
 @pytest.mark.parametrize("which", ["small", "bundled", "synthetic-120"])
 def test_dashboard_texts_are_the_whole_dashboard_encoded_at_once(which: str) -> None:
     text = {
@@ -285,8 +291,10 @@ def test_dashboard_texts_are_the_whole_dashboard_encoded_at_once(which: str) -> 
     catalog = load_catalog_text(text, "services.yaml")
     compact, indented = dashboard_texts(catalog)
     whole_compact, whole_indented = _whole_dashboard(catalog)
-    assert compact == whole_compact
-    assert indented == whole_indented
+    for ours, whole in ((compact, whole_compact), (indented, whole_indented)):
+        # Compared apart: pytest's own diff of two megabyte strings takes minutes.
+        same = ours == whole
+        assert same, _first_difference(ours, whole)
     assert len(json.loads(compact)["panels"]) > 3
 
 
@@ -370,6 +378,8 @@ def test_remembered_metric_names_are_what_each_expression_reads() -> None:
         exprs = [(a.name, a.expr) for group in rule_groups(catalog) for a in group.alerts]
         early = {expr: catalog_metrics(catalog, expr) for _, expr in exprs[::2]}
         dangling(catalog, exprs)
+        remembered = metrics._known_metrics(catalog)
+        assert all(expr in remembered for _, expr in exprs)  # the check filled the memo
         for _, expr in exprs:
             reads = _long_read(expr)
             assert not isinstance(reads, str), expr

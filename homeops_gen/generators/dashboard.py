@@ -263,8 +263,8 @@ def _in_place(text: str, empty: str, items: list[str], end: str = "") -> str:
     """``text`` with its one ``"panels"`` member ``empty`` given the list ``items`` joined
     (joined once, with the rest: the texts of thousands of panels are not copied twice).
 
-    Inside a JSON string a quote is escaped, so ``empty`` (a key's quotes, its colon and
-    ``[]``) can only be the member itself."""
+    The dashboard encoded without panels holds ``empty`` once, as that member (a quote
+    inside a string is escaped); anything else holding it is refused, not spliced."""
     if text.count(empty) != 1:
         raise AssertionError(f"the dashboard holds {text.count(empty)} members {empty!r}")
     before, after = text.split(empty)
@@ -295,7 +295,10 @@ def _shell(catalog: Catalog) -> Any:
 
 
 def _built_panels(catalog: Catalog) -> Iterator[Any]:
-    """The dashboard's panels and rows, built, in order, each at its place on the grid."""
+    """The dashboard's panels and rows, built, in order, each at its place on the grid.
+
+    Each sets its own ``grid_pos``: built here rather than added to the dashboard's builder,
+    none is placed by the builder's cursor (which moves a panel left at 0,0)."""
     from grafana_foundation_sdk.builders import dashboard, stat, timeseries
     from grafana_foundation_sdk.models.common import BigValueColorMode, BigValueGraphMode
 

@@ -117,39 +117,34 @@ def _months(first: dt.date, end: int) -> tuple[tuple[int, int, int, int], ...]:
 def _calendar_days(
     days_of: Spec, first: dt.date, count: int, guard: int | None = None
 ) -> Iterator[int]:
-    """The days (numbered from 1970-01-01) a schedule with these day fields runs on, in
-    ``count`` days from the 1st of ``first``'s month; with a first-weekday ``guard``, only
-    those of days 1-7 on that weekday (0 = Sunday). A month's days follow by arithmetic
-    from the weekday of its 1st, by the day-of-month/day-of-week rule of
-    :attr:`Spec.dom_star` (both restricted: either one; else both)."""
+    """The days (numbered from 1970-01-01) a schedule with these day fields runs on, from
+    the 1st of ``first``'s month to the ``count``-th day after ``first``; with a
+    first-weekday ``guard``, only those of days 1-7 on that weekday (0 = Sunday). A month's
+    days follow by arithmetic from the weekday of its 1st, by the day-of-month/day-of-week
+    rule of :attr:`Spec.dom_star` (both restricted: either one; else both)."""
     end = (first - _EPOCH).days + count
-    dom = sorted(days_of.dom)
+    dom, dow = sorted(days_of.dom), days_of.dow
     for month, base, length, weekday in _months(first, end):
         if month not in days_of.months:
             continue
-        in_dow = (
-            range(1, length + 1)
-            if len(days_of.dow) == 7
-            else sorted(
-                day
-                for wanted in days_of.dow
-                for day in range((wanted - weekday) % 7 + 1, length + 1, 7)
-            )
-        )
         if days_of.dow_star:  # both fields, the day of the month first (most are one day)
-            dow = days_of.dow
             days: Iterable[int] = (
                 day for day in dom if day <= length and (weekday + day - 1) % 7 in dow
             )
-        elif days_of.dom_star:
-            days = (day for day in in_dow if day in days_of.dom)
         else:
-            days = sorted({day for day in dom if day <= length}.union(in_dow))
+            on_weekdays = sorted(
+                day for wanted in dow for day in range((wanted - weekday) % 7 + 1, length + 1, 7)
+            )
+            if days_of.dom_star:
+                days = (day for day in on_weekdays if day in days_of.dom)
+            else:
+                days = sorted({day for day in dom if day <= length}.union(on_weekdays))
         if guard is not None:
-            days = [day for day in days if day <= 7 and (weekday + day - 1) % 7 == guard]
-        for day in days:
-            if base + day - 1 < end:
-                yield base + day - 1
+            days = (day for day in days if day <= 7 and (weekday + day - 1) % 7 == guard)
+        for day in days:  # in order: the first past the end ends the month, and the walk
+            if base + day - 1 >= end:
+                return
+            yield base + day - 1
 
 
 @lru_cache(maxsize=4096)
