@@ -29,8 +29,10 @@ __all__ = [
     "format_table",
     "from_json",
     "load_results",
+    "phases_text",
     "report_text",
     "to_json",
+    "why_text",
 ]
 
 FORMAT = "homeops_gen-bench-2"
@@ -130,6 +132,8 @@ class Results:
     figures: dict[str, Figure] = field(default_factory=dict)
     ratios: dict[str, Ratio] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: ``"<catalog> <mode>"`` -> what one ``bench/pipeline.py`` run printed (its phases).
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # --- targets (issue 20) ----------------------------------------------------------------------
@@ -357,6 +361,125 @@ def targets_text(targets: Sequence[Target]) -> str:
     return f"{title}\n" + format_table(["target", "measured", "limit", "verdict"], rows)
 
 
+# --- where the time goes (bench/pipeline.py) ---------------------------------------------------
+
+#: The target each measured "why" explains: the pipeline run (``"<catalog> <mode>"``) whose
+#: phases stand for it, and whether the peak RSS (not the time) is what it limits.
+WHY: dict[str, tuple[str, bool]] = {
+    "--check, no cache, bundled catalog / import floor": ("bundled check", False),
+    "generate 1,000 services into a fresh out/": ("synthetic-1000 write", False),
+    "  the same / plain Jinja floor (same files)": ("synthetic-1000 write", False),
+    "no-op generate (no cache), 10,000 services": ("synthetic-10000 check", False),
+    "--check (no cache), 10,000 services": ("synthetic-10000 check", False),
+    "peak RSS of --check (no cache), 10,000 services": ("synthetic-10000 check", True),
+}
+_FLOOR_IMPORTS = "import pydantic, jinja2, ruamel.yaml"
+PHASE_HEADERS = ["run", "start", "floor's imports", "catalog import", "other imports"]
+PHASE_HEADERS += ["load", "lint", "plan", "render", "write/compare", "total", "peak RSS"]
+
+
+def _parts(run: dict[str, Any]) -> list[tuple[str, float]]:
+    """(name, seconds) of everything a pipeline run timed beyond the floor's own imports,
+    the plan split into its three largest generators and the rest."""
+    imports = run["imports"]
+    parts = [(label, t) for label, t in imports.items() if label != _FLOOR_IMPORTS]
+    for phase, seconds in run["phases"].items():
+        if phase != "plan":
+            parts.append(("write/compare" if phase == "write" else phase, seconds))
+            continue
+        largest = sorted(run["generators"].items(), key=lambda kv: -kv[1])[:3]
+        parts += [(f"plan: {name}", t) for name, t in largest]
+        parts.append(("plan: the other generators", seconds - sum(t for _, t in largest)))
+    return sorted(parts, key=lambda part: -part[1])
+
+
+def _start_text(run: dict[str, Any]) -> str:
+    started = run.get("started_after")
+    return "-" if started is None else seconds_text(started)
+
+
+def _whole(run: dict[str, Any]) -> float:
+    """A pipeline run's seconds from its process's start to its last phase's end."""
+    started = run.get("started_after") or 0.0
+    return float(started + sum(run["imports"].values()) + sum(run["phases"].values()))
+
+
+def phases_text(results: Results) -> str:
+    """One row per pipeline run, then each run's largest generators."""
+    rows, lines = [], []
+    for key, run in results.phases.items():
+        imports, phases = list(run["imports"].values()), run["phases"]
+        total = _whole(run)
+        rows.append(
+            [
+                key,
+                _start_text(run),
+                *(seconds_text(t) for t in imports),
+                *(seconds_text(phases[p]) for p in ("load", "lint", "plan", "render", "write")),
+                seconds_text(total),
+                f"{max(run['peaks_mib'].values()):.0f} MiB",
+            ]
+        )
+        largest = sorted(run["generators"].items(), key=lambda kv: -kv[1])[:5]
+        named = ", ".join(f"{name} {seconds_text(t)}" for name, t in largest)
+        lines.append(f"- {key}: {named}")
+    title = (
+        "where the time goes: one run per catalog in one process, untimed by the figures "
+        "above (bench/pipeline.py; start: the interpreter's and the standard modules', "
+        "in 10 ms ticks; each phase whole before the next, so its peak RSS is above the "
+        "CLI's, which streams)"
+    )
+    plan = "the plan's largest generators:\n" + "\n".join(lines)
+    return f"{title}\n{format_table(PHASE_HEADERS, rows)}\n\n{plan}"
+
+
+def why_text(results: Results, targets: Sequence[Target]) -> str:
+    """For each missed target, what the pipeline run standing for it spent most on."""
+    lines = []
+    for target in targets:
+        if target.met is not False:
+            continue
+        if target.name.startswith("cdk8s"):
+            lines.append(f"- {target.name.strip()}: {_cdk8s_why(results)}")
+            continue
+        key, memory = WHY.get(target.name, ("", False))
+        run = results.phases.get(key)
+        if run is None:
+            continue
+        if memory:
+            imported, loaded = run["peak_imported_mib"], run["peaks_mib"]["load"]
+            lines.append(
+                f"- {target.name.strip()}: in {key}, the imports reach {imported:.0f} MiB and "
+                f"the loaded catalog {loaded:.0f} MiB (+{loaded - imported:.0f}); the rest "
+                f"of the measured {target.measured:.0f} MiB is what the CLI's stream holds "
+                "at its peak (bench/pipeline.py holds the whole plan, so its later peaks "
+                "say nothing of it)"
+            )
+            continue
+        parts, whole = _parts(run), _whole(run)
+        named = ", ".join(f"{name} {seconds_text(t)} ({t / whole:.0%})" for name, t in parts[:4])
+        floor = run["imports"][_FLOOR_IMPORTS]
+        lines.append(
+            f"- {target.name.strip()}: {key} took {seconds_text(whole)} in one process, of "
+            f"which its start {_start_text(run)} and the floor's imports "
+            f"{seconds_text(floor)}; the largest parts: {named}"
+        )
+    if not lines:
+        return ""
+    return "why, by the largest parts of each missed target's run:\n" + "\n".join(lines)
+
+
+def _cdk8s_why(results: Results) -> str:
+    imported = results.figures.get("cdk8s.import")
+    native = results.figures.get("cdk8s.synth.floor")
+    if imported is None or native is None or not imported.measured or not native.measured:
+        return "no import of cdk8s or native run measured"
+    return (
+        f"importing cdk8s alone takes {seconds_text(imported.stat()[0])}, the native whole "
+        f"process {seconds_text(native.stat()[0])}: both sides are mostly start-up"
+    )
+
+
 def _loads(values: Sequence[float]) -> str:
     return " ".join(f"{v:.2f}" for v in values)
 
@@ -392,7 +515,12 @@ def report_text(results: Results) -> str:
     if any(key.startswith("cdk8s.") for key in results.figures):
         title = "cdk8s vs native, bundled catalog, whole process (vs floor: cdk8s / native)"
         sections.append(f"{title}\n{figures_table(results, 'cdk8s.')}")
-    sections.append(targets_text(evaluate_targets(results)))
+    targets = evaluate_targets(results)
+    sections.append(targets_text(targets))
+    if results.phases:
+        sections.append(phases_text(results))
+        if why := why_text(results, targets):
+            sections.append(why)
     notes = results.notes + [
         f"{key}: {note}" for key, figure in results.figures.items() for note in figure.notes
     ]
@@ -444,6 +572,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "ratios": ratios,
         "targets": [asdict(t) | {"met": t.met, "verdict": t.verdict()} for t in targets],
         "notes": results.notes,
+        "phases": results.phases,
     }
 
 
@@ -466,7 +595,8 @@ def from_json(data: dict[str, Any]) -> Results:
         Catalog(c["label"], c["path"], c["services"], Tree(c["files"], c["bytes"]))
         for c in data["catalogs"]
     ]
-    return Results(data["meta"], catalogs, figures, ratios, list(data["notes"]))
+    phases = dict(data.get("phases", {}))  # none in a file from before they were measured
+    return Results(data["meta"], catalogs, figures, ratios, list(data["notes"]), phases)
 
 
 def load_results(path: Path) -> Results:

@@ -42,6 +42,13 @@ with the native whole process ``python -m homeops_gen`` into a fresh ``out/`` (e
 not only the objects), and again with ``bench/synth.py objects`` (only the object files,
 written by homeops_gen's writer).
 
+Where the time goes: after a catalog's rounds, untimed, ``bench/pipeline.py`` checks the
+out/ its generate left and (up to 2,000 services) generates into a fresh folder, each in a
+child of its own that prints the seconds of its start, of each import (the floor's own, the
+catalog's pydantic models, the rest) and of each phase, each generator's share of the plan,
+and its peak RSS phase by phase. The report prints them, and for each missed target the
+largest parts of the run that stands for it; no figure or target reads them.
+
 A pair runs back to back (subject, floor), every pair of a catalog once per round, so a
 change in the machine's load touches both sides of a ratio alike; ratios are taken per
 pair. A figure is the median of its runs with their min-max range. Where a catalog has a
@@ -666,6 +673,30 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def where_time_goes(bench: Bench, catalog: Catalog) -> None:
+    """Untimed ``bench/pipeline.py`` runs of ``catalog``: a check of the out/ its generate
+    left and, up to 2,000 services, a generate into a fresh folder; the seconds of each
+    import and phase in one process (the report's "where the time goes" and its "why";
+    no figure or target reads them)."""
+    kept = bench.figures[f"{catalog.label}.generate"].kept
+    if kept is None:
+        bench.notes.append(f"{catalog.label}: no out/ to run bench/pipeline.py on")
+        return
+    runs = [("check", kept, ["--check"])]
+    fresh = bench.scratch / f"phases-{catalog.label}" / "out"
+    if catalog.services <= 2000:
+        runs.append(("write", fresh, []))
+    for mode, out, flags in runs:
+        argv = [PYTHON, str(BENCH / "pipeline.py"), "--catalog", catalog.path, "--out", str(out)]
+        found = _json_answer([*argv, *flags], bench.env)
+        if mode == "check" and found["drift"]:
+            bench.notes.append(
+                f"{catalog.label}: bench/pipeline.py --check saw {found['drift']} drifted file(s)"
+            )
+        bench.results.phases[f"{catalog.label} {mode}"] = found
+    remove_tree(fresh.parent)
+
+
 def drop_kept(bench: Bench) -> None:
     """Delete the out/ trees kept for a catalog's no-op generates and checks (untimed)."""
     for figure in bench.figures.values():
@@ -685,6 +716,7 @@ def measure_all(bench: Bench, args: argparse.Namespace) -> None:
     pairs += startup_pairs(bundled, 1 if args.quick else 3)
     pairs += install_pairs(bench, bundled, 2 if args.quick else 3)
     bench.run_rounds(pairs, budget)
+    where_time_goes(bench, bundled)
     drop_kept(bench)
     catalogs.append(bundled)
     for size in args.sizes:
@@ -694,6 +726,7 @@ def measure_all(bench: Bench, args: argparse.Namespace) -> None:
         rounds, warmup = rounds_for(size, args.quick)
         progress(f"synthetic catalog of {size} services: {rounds} round(s)")
         bench.run_rounds(catalog_pairs(bench, catalog, rounds, warmup), budget)
+        where_time_goes(bench, catalog)
         drop_kept(bench)
         catalogs.append(catalog)
     if not args.no_cdk8s:
