@@ -688,6 +688,7 @@ def where_time_goes(bench: Bench, catalog: Catalog) -> None:
         runs.append(("write", fresh, []))
     for mode, out, flags in runs:
         argv = [PYTHON, str(BENCH / "pipeline.py"), "--catalog", catalog.path, "--out", str(out)]
+        os.sync()  # as before a timed run: no earlier write-back lands in its syncfs
         found = _json_answer([*argv, *flags], bench.env)
         if mode == "check" and found["drift"]:
             bench.notes.append(
