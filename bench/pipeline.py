@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IMPORTS", "PHASES", "run_pipeline"]
 
-#: What :func:`main` times first, in this order, each in a process that had not imported it.
+#: What :func:`phase_figures` times first, in this order (in a process that had imported none).
 IMPORTS = {
     "import pydantic, jinja2, ruamel.yaml": ("pydantic", "jinja2", "ruamel.yaml"),
     "import the catalog (its pydantic models)": ("homeops_gen.catalog",),
@@ -137,7 +137,6 @@ def phase_figures(catalog_path: Path, out_dir: Path, check: bool) -> dict[str, A
         "phases": phases,
         "peaks_mib": peaks,
         "generators": generators,
-        "files": len(report.changes),
         "drift": len(report.drift),
     }
 

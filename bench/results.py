@@ -363,19 +363,14 @@ def targets_text(targets: Sequence[Target]) -> str:
 
 # --- where the time goes (bench/pipeline.py) ---------------------------------------------------
 
-#: The target each measured "why" explains: the pipeline run (``"<catalog> <mode>"``) whose
-#: phases stand for it, and whether the peak RSS (not the time) is what it limits.
-WHY: dict[str, tuple[str, bool]] = {
-    "--check, no cache, bundled catalog / import floor": ("bundled check", False),
-    "generate 1,000 services into a fresh out/": ("synthetic-1000 write", False),
-    "  the same / plain Jinja floor (same files)": ("synthetic-1000 write", False),
-    "no-op generate (no cache), 10,000 services": ("synthetic-10000 check", False),
-    "--check (no cache), 10,000 services": ("synthetic-10000 check", False),
-    "peak RSS of --check (no cache), 10,000 services": ("synthetic-10000 check", True),
-}
 _FLOOR_IMPORTS = "import pydantic, jinja2, ruamel.yaml"
 PHASE_HEADERS = ["run", "start", "floor's imports", "catalog import", "other imports"]
 PHASE_HEADERS += ["load", "lint", "plan", "render", "write/compare", "total", "peak RSS"]
+
+
+def _largest(run: dict[str, Any], count: int) -> list[tuple[str, float]]:
+    """The ``count`` generators of a pipeline run that took longest, longest first."""
+    return sorted(run["generators"].items(), key=lambda kv: -kv[1])[:count]
 
 
 def _parts(run: dict[str, Any]) -> list[tuple[str, float]]:
@@ -387,7 +382,7 @@ def _parts(run: dict[str, Any]) -> list[tuple[str, float]]:
         if phase != "plan":
             parts.append(("write/compare" if phase == "write" else phase, seconds))
             continue
-        largest = sorted(run["generators"].items(), key=lambda kv: -kv[1])[:3]
+        largest = _largest(run, 3)
         parts += [(f"plan: {name}", t) for name, t in largest]
         parts.append(("plan: the other generators", seconds - sum(t for _, t in largest)))
     return sorted(parts, key=lambda part: -part[1])
@@ -415,13 +410,12 @@ def phases_text(results: Results) -> str:
                 key,
                 _start_text(run),
                 *(seconds_text(t) for t in imports),
-                *(seconds_text(phases[p]) for p in ("load", "lint", "plan", "render", "write")),
+                *(seconds_text(t) for t in phases.values()),  # in the order they ran
                 seconds_text(total),
                 f"{max(run['peaks_mib'].values()):.0f} MiB",
             ]
         )
-        largest = sorted(run["generators"].items(), key=lambda kv: -kv[1])[:5]
-        named = ", ".join(f"{name} {seconds_text(t)}" for name, t in largest)
+        named = ", ".join(f"{name} {seconds_text(t)}" for name, t in _largest(run, 5))
         lines.append(f"- {key}: {named}")
     title = (
         "where the time goes: one run per catalog in one process, untimed by the figures "
@@ -434,22 +428,25 @@ def phases_text(results: Results) -> str:
 
 
 def why_text(results: Results, targets: Sequence[Target]) -> str:
-    """For each missed target, what the pipeline run standing for it spent most on."""
+    """For each missed target (``targets`` in the order of :data:`TARGETS`), what the
+    pipeline run of its figure's catalog spent most on: the generate's run for a
+    generate, the check's for the others."""
     lines = []
-    for target in targets:
+    for (_, _, _, _, key, what), target in zip(TARGETS, targets, strict=True):
         if target.met is not False:
             continue
-        if target.name.startswith("cdk8s"):
+        catalog, figure = key.split(".", 1)
+        if catalog == "cdk8s":
             lines.append(f"- {target.name.strip()}: {_cdk8s_why(results)}")
             continue
-        key, memory = WHY.get(target.name, ("", False))
-        run = results.phases.get(key)
+        run_key = f"{catalog} {'write' if figure == 'generate' else 'check'}"
+        run = results.phases.get(run_key)
         if run is None:
             continue
-        if memory:
+        if what == "peak RSS":
             imported, loaded = run["peak_imported_mib"], run["peaks_mib"]["load"]
             lines.append(
-                f"- {target.name.strip()}: in {key}, the imports reach {imported:.0f} MiB and "
+                f"- {target.name.strip()}: in {run_key}, the imports reach {imported:.0f} MiB and "
                 f"the loaded catalog {loaded:.0f} MiB (+{loaded - imported:.0f}); the rest "
                 f"of the measured {target.measured:.0f} MiB is what the CLI's stream holds "
                 "at its peak (bench/pipeline.py holds the whole plan, so its later peaks "
@@ -460,7 +457,7 @@ def why_text(results: Results, targets: Sequence[Target]) -> str:
         named = ", ".join(f"{name} {seconds_text(t)} ({t / whole:.0%})" for name, t in parts[:4])
         floor = run["imports"][_FLOOR_IMPORTS]
         lines.append(
-            f"- {target.name.strip()}: {key} took {seconds_text(whole)} in one process, of "
+            f"- {target.name.strip()}: {run_key} took {seconds_text(whole)} in one process, of "
             f"which its start {_start_text(run)} and the floor's imports "
             f"{seconds_text(floor)}; the largest parts: {named}"
         )
