@@ -138,6 +138,15 @@ def read_manifest(out_dir: Path) -> frozenset[str]:
     return frozenset(e for e in entries if e and not e.startswith("#") and _safe(e))
 
 
+def _under(out_dir: Path, path: str) -> str:
+    """``str(out_dir / path)`` for a checked relative ``path``, without pathlib's parsing
+    (about 45 microseconds of user time a file when writing 13,000 files)."""
+    root = os.fspath(out_dir)
+    if root == ".":
+        return path
+    return root + path if root.endswith("/") else f"{root}/{path}"
+
+
 def _obstacle(out_dir: Path, path: str, folders: dict[str, str | None] | None = None) -> str | None:
     """Why ``path`` cannot be written as a plain file inside ``out_dir``, or ``None``.
 
@@ -146,7 +155,7 @@ def _obstacle(out_dir: Path, path: str, folders: dict[str, str | None] | None = 
     across the paths of one comparison.
     """
     return _parents_obstacle(out_dir, path, {} if folders is None else folders) or (
-        _target_obstacle(out_dir / path)
+        _target_obstacle(_under(out_dir, path))
     )
 
 
@@ -158,12 +167,12 @@ def _parents_obstacle(out_dir: Path, path: str, folders: dict[str, str | None]) 
     parent = path[:cut]
     if parent not in folders:
         folders[parent] = _parents_obstacle(out_dir, parent, folders) or _folder_obstacle(
-            out_dir / parent
+            _under(out_dir, parent)
         )
     return folders[parent]
 
 
-def _folder_obstacle(folder: Path) -> str | None:
+def _folder_obstacle(folder: str) -> str | None:
     try:
         mode = os.lstat(folder).st_mode
     except OSError:
@@ -175,7 +184,7 @@ def _folder_obstacle(folder: Path) -> str | None:
     return None
 
 
-def _target_obstacle(target: Path) -> str | None:
+def _target_obstacle(target: str | Path) -> str | None:
     try:
         mode = os.stat(target).st_mode
     except OSError:
@@ -187,7 +196,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO at a path must not block the 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def _open_target(target: Path) -> tuple[bytes | None, str | None]:
+def _open_target(target: str | Path) -> tuple[bytes | None, str | None]:
     """``(bytes, None)`` of the regular file at ``target`` (links followed), ``(None, None)``
     when there is none, ``(None, why)`` when something else is there: one open, one fstat
     and (for a file that did not grow meanwhile) one read."""
@@ -292,7 +301,7 @@ def _compare(
     obstacle = _parents_obstacle(out_dir, path, folders)
     old = None
     if obstacle is None:
-        old, obstacle = _open_target(out_dir / path)
+        old, obstacle = _open_target(_under(out_dir, path))
     if obstacle is not None:
         return Change(path, Action.CONFLICT, None, new, obstacle)
     if old is None:
@@ -540,12 +549,13 @@ def _write_journal(out_dir: Path, journal: _Journal) -> None:
     ``os.rename``, not ``os.replace``: the journal is created, never replaced (a write
     finishes or refuses an earlier run's journal first).
     """
-    temporary = _stage(out_dir / JOURNAL_NAME, journal.encode())
+    target = _under(out_dir, JOURNAL_NAME)
+    temporary = _stage(target, journal.encode())
     try:
         _fault("journal-temporary")
-        os.rename(temporary, out_dir / JOURNAL_NAME)
+        os.rename(temporary, target)
     except OSError:
-        temporary.unlink(missing_ok=True)
+        _unlink(temporary)
         raise
     _sync_folder(out_dir)
 
@@ -569,7 +579,7 @@ class _Progress:
 class _StepFailed(Exception):
     """An I/O error at one step of applying the journal: which path, doing what."""
 
-    def __init__(self, path: Path, verb: str, error: OSError) -> None:
+    def __init__(self, path: str | Path, verb: str, error: OSError) -> None:
         super().__init__(f"{path}: cannot {verb}: {error.strerror or error}")
         self.message = str(self)
 
@@ -617,15 +627,15 @@ def _apply(changes: list[Change], out_dir: Path) -> None:
         )
     )
     made: list[Path] = []
-    staged: list[tuple[Path, Path]] = []
-    ready: set[Path] = set()
+    staged: list[str] = []  # the temporaries
+    ready: set[str] = set()
     try:
         for change in files:
-            target = out_dir / change.path
-            if (parent := target.parent) not in ready:
-                _make_folders(parent, out_dir, made)
-                ready.add(parent)
-            staged.append((_stage(target, change.new or b"", sync=False), target))
+            folder = change.path.rpartition("/")[0]
+            if folder and folder not in ready:
+                _make_folders(out_dir / folder, out_dir, made)
+                ready.add(folder)
+            staged.append(_stage(_under(out_dir, change.path), change.new or b"", sync=False))
         # One flush of the file system makes every temporary durable before the journal
         # names them (an fsync per file costs several times the whole write).
         try:
@@ -636,17 +646,17 @@ def _apply(changes: list[Change], out_dir: Path) -> None:
         journal = _Journal(
             manifest,
             tuple(
-                ((PurePosixPath(change.path).parent / temporary.name).as_posix(), change.path)
-                for (temporary, _), change in zip(staged, files, strict=True)
+                (_beside(change.path, temporary), change.path)
+                for temporary, change in zip(staged, files, strict=True)
             ),
             tuple(deletes),
         )
         _write_journal(out_dir, journal)
     except _StepFailed as exc:
-        _discard(out_dir, [t for t, _ in staged], made, journal=False)
+        _discard(out_dir, staged, made, journal=False)
         raise OutputWriteError(exc.message, _unchanged(out_dir)) from None
     except OSError as exc:
-        _discard(out_dir, [t for t, _ in staged], made, journal=False)
+        _discard(out_dir, staged, made, journal=False)
         where = out_dir / JOURNAL_NAME
         raise OutputWriteError(
             f"{where}: cannot write: {exc.strerror or exc}", _unchanged(out_dir)
@@ -657,7 +667,7 @@ def _apply(changes: list[Change], out_dir: Path) -> None:
         _finish(out_dir, journal, progress, created=made)
     except _StepFailed as exc:
         if not progress.started:  # the journal is there, but nothing it lists was done
-            _discard(out_dir, [t for t, _ in staged], made, journal=True)
+            _discard(out_dir, staged, made, journal=True)
             raise OutputWriteError(exc.message, _unchanged(out_dir)) from None
         raise _halfway(out_dir, exc, journal, progress) from None
 
@@ -698,7 +708,7 @@ def _finish(
     """
     folders: dict[str, str | None] = {}
     for temporary, target in journal.renames:
-        source, dest = out_dir / temporary, out_dir / target
+        source, dest = _under(out_dir, temporary), _under(out_dir, target)
         if _obstacle(out_dir, target, folders) is not None:
             continue  # never safe to rename
         try:
@@ -710,15 +720,15 @@ def _finish(
         progress.renamed.append(target)
         _fault(f"renamed-{len(progress.renamed)}")
     for path in journal.deletes:
-        dest = out_dir / path
+        gone = out_dir / path
         if _obstacle(out_dir, path) is not None:
             continue
         try:
-            dest.unlink(missing_ok=True)
+            gone.unlink(missing_ok=True)
         except OSError as exc:
-            raise _StepFailed(dest, "delete", exc) from None
+            raise _StepFailed(gone, "delete", exc) from None
         progress.deleted.append(path)
-        _remove_empty_parents(dest.parent, out_dir)
+        _remove_empty_parents(gone.parent, out_dir)
         _fault(f"deleted-{len(progress.deleted)}")
     try:
         _flush(out_dir)  # the renames and deletes, before the manifest and the journal's end
@@ -746,17 +756,14 @@ def _finish(
     _sync_folder(out_dir)
 
 
-def _discard(
-    out_dir: Path, temporaries: Iterable[Path], made: list[Path], *, journal: bool
-) -> None:
+def _discard(out_dir: Path, temporaries: Iterable[str], made: list[Path], *, journal: bool) -> None:
     """Undo a write that renamed nothing: the journal, then the temporaries and new folders."""
     with contextlib.suppress(OSError):
         if journal:
             (out_dir / JOURNAL_NAME).unlink(missing_ok=True)
             _sync_folder(out_dir)
     for temporary in temporaries:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+        _unlink(temporary)
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -782,12 +789,13 @@ _NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
-def _stage(target: Path, data: bytes, *, sync: bool = True) -> Path:
+def _stage(target: str, data: bytes, *, sync: bool = True) -> str:
     """Write ``data`` to a new temporary beside ``target`` (fsynced when ``sync``; else the
-    caller flushes); raises :class:`_StepFailed`."""
+    caller flushes); the temporary's path; raises :class:`_StepFailed`."""
+    folder, slash, name = target.rpartition("/")
     for _ in range(100):
         mark = "".join(_NAME_CHARACTERS[b % 37] for b in os.urandom(8))
-        temporary = target.with_name(f".{target.name}{_TEMP_MARK}{mark}.tmp")
+        temporary = f"{folder}{slash}.{name}{_TEMP_MARK}{mark}.tmp"
         try:
             fd = os.open(temporary, _CREATE, 0o644)
             break
@@ -808,17 +816,29 @@ def _stage(target: Path, data: bytes, *, sync: bool = True) -> Path:
         finally:
             os.close(fd)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        _unlink(temporary)
         raise _StepFailed(target, "write", exc) from None
     return temporary
 
 
+def _beside(path: str, temporary: str) -> str:
+    """The relative path of ``temporary``, staged beside the relative ``path``."""
+    folder = path.rpartition("/")[0]
+    name = temporary.rpartition("/")[2]
+    return f"{folder}/{name}" if folder else name
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 def _write_atomic(target: Path, data: bytes) -> None:
-    temporary = _stage(target, data)
+    temporary = _stage(os.fspath(target), data)
     try:
         os.replace(temporary, target)
     except OSError:
-        temporary.unlink(missing_ok=True)
+        _unlink(temporary)
         raise
     _sync_folder(target.parent)
 

@@ -609,8 +609,8 @@ def test_the_temporaries_are_flushed_before_the_journal_names_them(
     stage, flush, journal = writer._stage, writer._flush, writer._write_journal
     real_replace = os.replace
 
-    def staged(target: Path, data: bytes, *, sync: bool = True) -> Path:
-        events.append(f"stage {target.name} sync={sync}")
+    def staged(target: str, data: bytes, *, sync: bool = True) -> str:
+        events.append(f"stage {os.path.basename(target)} sync={sync}")
         return stage(target, data, sync=sync)
 
     def flushed(folder: Path) -> None:
